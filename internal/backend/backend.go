@@ -1,0 +1,142 @@
+package backend
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+)
+
+// Backend is what the provider needs from a scheduling backend. The embedded
+// implementation runs the scheduler core in the provider process; a remote
+// one (berthd) comes later.
+type Backend interface {
+	// ApplyPool checks every member engine, discovers its resources and
+	// writes the pool record onto each member. Members removed from the spec
+	// must hold no Berth containers of the pool (error lists them).
+	ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, error)
+	// ReadPool resolves a pool by name from the engines; nil when no record.
+	ReadPool(ctx context.Context, name string) (*PoolStatus, error)
+	// DeletePool removes the records; refused while the pool has containers.
+	DeletePool(ctx context.Context, name string) error
+	// PoolUsage reports capacity and usage per host (data source).
+	PoolUsage(ctx context.Context, name string) (PoolUsage, error)
+
+	// PlanContainer checks at plan time that a new container fits, counting
+	// every other create planned by this process once. It returns the host
+	// only when pinned; otherwise the host is chosen at apply.
+	PlanContainer(ctx context.Context, spec ContainerSpec) (PlanResult, error)
+	// PlanResize checks whether a container can be resized in place.
+	PlanResize(ctx context.Context, current ContainerState, res Resources) (bool, string, error)
+	// CreateContainer places, creates, verifies, starts and waits.
+	CreateContainer(ctx context.Context, spec ContainerSpec) (ContainerState, error)
+	// ReadContainer observes a container; nil, nil when it is gone. Reads
+	// are batched per engine.
+	ReadContainer(ctx context.Context, ref ContainerRef) (*ContainerState, error)
+	// ResizeContainer changes CPU/memory in place, atomically with the reservation.
+	ResizeContainer(ctx context.Context, current ContainerState, res Resources) (ContainerState, error)
+	// StartContainer starts a stopped container and waits for it.
+	StartContainer(ctx context.Context, current ContainerState, waitHealthy bool) (ContainerState, error)
+	// DeleteContainer stops (within timeout) and removes it, releasing capacity.
+	DeleteContainer(ctx context.Context, ref ContainerRef, stopTimeout time.Duration) error
+	// FindContainer looks a container up by pool and name (import).
+	FindContainer(ctx context.Context, pool, name string) (*ContainerState, error)
+}
+
+// Resources is an amount of CPU (millicores) and memory (bytes).
+type Resources struct {
+	MilliCPU    int64
+	MemoryBytes int64
+}
+
+// PoolSpec is berth_pool's configuration.
+type PoolSpec struct {
+	Name     string
+	Strategy string
+	Hosts    map[string]PoolHostSpec
+}
+
+// PoolHostSpec is one member; zero CPU or memory means "what the engine has".
+type PoolHostSpec struct {
+	Labels        map[string]string
+	MilliCPU      int64
+	MemoryBytes   int64
+	MaxContainers int
+}
+
+// PoolStatus is a pool as applied, with what was discovered per host.
+type PoolStatus struct {
+	Spec       PoolSpec
+	Discovered map[string]engine.Info
+}
+
+// PoolUsage is capacity and usage per host.
+type PoolUsage struct {
+	Name     string
+	Strategy string
+	Hosts    []HostUsage
+}
+
+// HostUsage is one host's line of PoolUsage.
+type HostUsage struct {
+	Name          string
+	Labels        map[string]string
+	Capacity      Resources
+	Reserved      Resources
+	Free          Resources
+	Containers    int
+	MaxContainers int
+	Healthy       bool
+}
+
+// PortSpec is one requested port; External 0 lets Berth pick.
+type PortSpec struct {
+	Internal int
+	External int
+	Protocol string
+}
+
+// ContainerSpec is berth_container's configuration.
+type ContainerSpec struct {
+	Pool         string
+	Name         string
+	Image        string
+	Command      []string
+	Env          map[string]string
+	Resources    Resources
+	Ports        []PortSpec
+	Constraints  []string
+	SpreadGroup  string
+	MaxPerHost   int
+	Restart      string
+	Host         string // pinned, or ""
+	Healthcheck  *engine.Healthcheck
+	RegistryAuth *engine.RegistryAuth
+	StopTimeout  time.Duration
+}
+
+// PlanResult is the outcome of a plan-time check.
+type PlanResult struct {
+	Host string // set only when the container is pinned
+}
+
+// ContainerRef identifies an existing container from state alone.
+type ContainerRef struct {
+	Pool        string
+	Name        string
+	Host        string
+	ContainerID string
+}
+
+// ContainerState is a container as created or observed.
+type ContainerState struct {
+	Ref           ContainerRef
+	ReservationID string
+	Image         string
+	Resources     Resources
+	Ports         []engine.PortBinding
+	SpreadGroup   string
+	IPAddress     string
+	Running       bool
+	Health        string
+}

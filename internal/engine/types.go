@@ -1,0 +1,101 @@
+package engine
+
+import "time"
+
+// Config is how to reach one engine, as written in the provider block.
+type Config struct {
+	Name     string
+	Endpoint string     // unix://, tcp:// or ssh://
+	TLS      *TLSConfig // only for tcp://; verified against CAPEM
+}
+
+// TLSConfig holds PEM material. It lives in the provider block, never in state.
+type TLSConfig struct {
+	CAPEM   string
+	CertPEM string
+	KeyPEM  string
+}
+
+// Info is what an engine says about itself.
+type Info struct {
+	NCPU          int
+	MemTotal      int64
+	ServerVersion string
+	APIVersion    string
+}
+
+// PortBinding is one published port of a container.
+type PortBinding struct {
+	Internal int
+	External int
+	Protocol string
+}
+
+// Healthcheck mirrors Docker's HEALTHCHECK options.
+type Healthcheck struct {
+	Test        []string
+	Interval    time.Duration
+	Timeout     time.Duration
+	Retries     int
+	StartPeriod time.Duration
+}
+
+// RegistryAuth authenticates image pulls.
+type RegistryAuth struct {
+	ServerAddress string
+	Username      string
+	Password      string
+}
+
+// ContainerSpec is everything needed to create a Berth container.
+type ContainerSpec struct {
+	Pool          string
+	Name          string // Berth name, unique within the pool
+	ReservationID string
+	Image         string
+	Command       []string
+	Env           map[string]string
+	MilliCPU      int64
+	MemoryBytes   int64
+	Ports         []PortBinding // External already assigned by the scheduler
+	SpreadGroup   string
+	Restart       string // no | on-failure | always | unless-stopped
+	Healthcheck   *Healthcheck
+}
+
+// Container is a Berth container as observed on an engine. Resources and
+// ports come from its labels; Created is exact (nanoseconds) only when it
+// comes from an inspect.
+type Container struct {
+	ID            string
+	Pool          string
+	Name          string
+	ReservationID string
+	Image         string
+	MilliCPU      int64
+	MemoryBytes   int64
+	Ports         []PortBinding
+	SpreadGroup   string
+	Created       time.Time
+	Running       bool
+	State         string // created | running | exited | ...
+	Health        string // "" when no healthcheck
+	IPAddress     string
+}
+
+// PoolRecord is the pool's description that berth_pool writes onto every
+// member engine, so that any provider process can resolve a pool by name.
+type PoolRecord struct {
+	Name     string                    `json:"name"`
+	Strategy string                    `json:"strategy"`
+	Hosts    map[string]PoolRecordHost `json:"hosts"`
+	Revision int64                     `json:"revision"` // newest record wins when members disagree
+}
+
+// PoolRecordHost is one member as recorded.
+type PoolRecordHost struct {
+	Labels        map[string]string `json:"labels,omitempty"`
+	MilliCPU      int64             `json:"milli_cpu"`
+	MemoryBytes   int64             `json:"memory_bytes"`
+	MaxContainers int               `json:"max_containers,omitempty"`
+}
