@@ -98,4 +98,6 @@ type PoolRecordHost struct {
 	MilliCPU      int64             `json:"milli_cpu"`
 	MemoryBytes   int64             `json:"memory_bytes"`
 	MaxContainers int               `json:"max_containers,omitempty"`
+	PortMin       int               `json:"port_min,omitempty"` // range for ports Berth picks
+	PortMax       int               `json:"port_max,omitempty"`
 }
