@@ -11,6 +11,10 @@ import (
 // implementation runs the scheduler core in the provider process; a remote
 // one (berthd) comes later.
 type Backend interface {
+	// PlanPool checks at plan time that every member engine answers and
+	// remembers the planned spec, so containers planned in the same process
+	// can be checked against a pool that does not exist yet.
+	PlanPool(ctx context.Context, spec PoolSpec) (PoolStatus, error)
 	// ApplyPool checks every member engine, discovers its resources and
 	// writes the pool record onto each member. Members removed from the spec
 	// must hold no Berth containers of the pool (error lists them).
@@ -138,6 +142,11 @@ type ContainerState struct {
 	Resources     Resources
 	Ports         []engine.PortBinding
 	SpreadGroup   string
+	MaxPerHost    int
+	Constraints   []string
+	Restart       string
+	Command       []string          // set by FindContainer (import); nil otherwise
+	Env           map[string]string // set by FindContainer (import); nil otherwise
 	IPAddress     string
 	Running       bool
 	Health        string

@@ -59,7 +59,9 @@ type ContainerSpec struct {
 	MemoryBytes   int64
 	Ports         []PortBinding // External already assigned by the scheduler
 	SpreadGroup   string
-	Restart       string // no | on-failure | always | unless-stopped
+	MaxPerHost    int      // recorded in a label, so state can be rebuilt
+	Constraints   []string // recorded in a label (JSON), so import can restore them
+	Restart       string   // no | on-failure | always | unless-stopped
 	Healthcheck   *Healthcheck
 }
 
@@ -76,6 +78,11 @@ type Container struct {
 	MemoryBytes   int64
 	Ports         []PortBinding
 	SpreadGroup   string
+	MaxPerHost    int
+	Constraints   []string
+	Restart       string            // from inspect only
+	Command       []string          // from inspect only
+	Env           map[string]string // from inspect only
 	Created       time.Time
 	Running       bool
 	State         string // created | running | exited | ...
