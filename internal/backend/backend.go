@@ -132,6 +132,9 @@ type ContainerRef struct {
 	Name        string
 	Host        string
 	ContainerID string
+	// Resources as last recorded in state. Labels cannot change after an
+	// in-place resize, so a mismatch makes Read inspect the real limits.
+	Resources Resources
 }
 
 // ContainerState is a container as created or observed.
