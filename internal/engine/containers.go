@@ -1,0 +1,389 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+)
+
+// DockerName is the engine-side name of a Berth container.
+func DockerName(pool, name string) string {
+	return pool + "." + name
+}
+
+// ListContainers returns the Berth containers of pool ("" for every pool) in
+// all states, in one list call. Resources and ports come from labels and
+// Created is in whole seconds.
+func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, error) {
+	selector := LabelPool
+	if pool != "" {
+		selector = LabelPool + "=" + pool
+	}
+	summaries, err := e.api.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", selector)),
+	})
+	if err != nil {
+		return nil, e.fail("list containers", err)
+	}
+	containers := make([]Container, 0, len(summaries))
+	for _, s := range summaries {
+		c := Container{
+			ID:      s.ID,
+			Image:   s.Image,
+			Created: time.Unix(s.Created, 0),
+			State:   string(s.State),
+			Running: s.State == container.StateRunning,
+			Health:  healthFromStatus(s.Status),
+		}
+		if err := decodeLabels(&c, s.Labels); err != nil {
+			return nil, fmt.Errorf("engine %s: container %s (%s): %w", e.name, c.Name, s.ID, err)
+		}
+		if s.NetworkSettings != nil {
+			c.IPAddress = firstIPAddress(s.NetworkSettings.Networks)
+		}
+		containers = append(containers, c)
+	}
+	return containers, nil
+}
+
+// healthFromStatus reads health from the list API's status text ("Up 3
+// minutes (healthy)"): API 1.41 has no structured health in lists.
+func healthFromStatus(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return container.Healthy
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return container.Unhealthy
+	case strings.HasSuffix(status, "(health: starting)"):
+		return container.Starting
+	}
+	return ""
+}
+
+// firstIPAddress picks by network name so that the answer is stable.
+func firstIPAddress(networks map[string]*network.EndpointSettings) string {
+	names := make([]string, 0, len(networks))
+	for name := range networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if ep := networks[name]; ep != nil && ep.IPAddress != "" {
+			return ep.IPAddress
+		}
+	}
+	return ""
+}
+
+// InspectContainer returns nil, nil when the container does not exist.
+// Created is exact, and MilliCPU/MemoryBytes are the limits in force, which
+// an in-place update changes while the labels stay as created.
+func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, error) {
+	resp, err := e.api.ContainerInspect(ctx, id)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, e.fail("inspect container "+id, err)
+	}
+	if resp.ContainerJSONBase == nil || resp.Config == nil || resp.State == nil || resp.HostConfig == nil {
+		return nil, fmt.Errorf("engine %s: inspect container %s: incomplete answer", e.name, id)
+	}
+	c := Container{ID: resp.ID, Image: resp.Config.Image}
+	if err := decodeLabels(&c, resp.Config.Labels); err != nil {
+		return nil, fmt.Errorf("engine %s: container %s (%s): %w", e.name, c.Name, resp.ID, err)
+	}
+	if c.Created, err = time.Parse(time.RFC3339Nano, resp.Created); err != nil {
+		return nil, fmt.Errorf("engine %s: container %s: created time %q: %w", e.name, resp.ID, resp.Created, err)
+	}
+	if c.Command, err = stringsLabel(resp.Config.Labels, LabelCommand); err != nil {
+		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
+	}
+	envKeys, err := stringsLabel(resp.Config.Labels, LabelEnvKeys)
+	if err != nil {
+		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
+	}
+	c.Env = berthEnv(resp.Config.Env, envKeys)
+	c.MilliCPU = resp.HostConfig.NanoCPUs / 1e6
+	c.MemoryBytes = resp.HostConfig.Memory
+	c.Restart = string(resp.HostConfig.RestartPolicy.Name)
+	if c.Restart == "" {
+		c.Restart = string(container.RestartPolicyDisabled)
+	}
+	c.State = string(resp.State.Status)
+	c.Running = resp.State.Running
+	if resp.State.Health != nil {
+		c.Health = resp.State.Health.Status
+	}
+	if resp.NetworkSettings != nil {
+		c.IPAddress = firstIPAddress(resp.NetworkSettings.Networks)
+	}
+	return &c, nil
+}
+
+// berthEnv keeps the variables Berth set, leaving out those the image adds.
+func berthEnv(env, keys []string) map[string]string {
+	if len(keys) == 0 {
+		return nil
+	}
+	values := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		values[k] = v
+	}
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if v, ok := values[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// CreateContainer creates (without starting) a Berth container named
+// "<pool>.<name>" and returns its id. A name already taken on this engine
+// gives an error wrapping ErrNameInUse.
+func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	if spec.Pool == "" || spec.Name == "" || spec.Image == "" {
+		return "", fmt.Errorf("engine %s: create container: pool, name and image are required", e.name)
+	}
+	if spec.MilliCPU < 0 || spec.MemoryBytes < 0 {
+		return "", fmt.Errorf("engine %s: create container %s: negative cpu or memory", e.name, spec.Name)
+	}
+	exposed, bindings, err := portMaps(spec.Ports)
+	if err != nil {
+		return "", fmt.Errorf("engine %s: create container %s: %w", e.name, spec.Name, err)
+	}
+	restart := container.RestartPolicyMode(spec.Restart)
+	if restart == "" {
+		restart = container.RestartPolicyDisabled
+	}
+	config := &container.Config{
+		Image:        spec.Image,
+		Cmd:          spec.Command,
+		Env:          envList(spec.Env),
+		Labels:       specLabels(spec),
+		ExposedPorts: exposed,
+	}
+	if hc := spec.Healthcheck; hc != nil {
+		config.Healthcheck = &container.HealthConfig{
+			Test:        hc.Test,
+			Interval:    hc.Interval,
+			Timeout:     hc.Timeout,
+			StartPeriod: hc.StartPeriod,
+			Retries:     hc.Retries,
+		}
+	}
+	hostConfig := &container.HostConfig{
+		Resources:     limits(spec.MilliCPU, spec.MemoryBytes),
+		PortBindings:  bindings,
+		RestartPolicy: container.RestartPolicy{Name: restart},
+	}
+	name := DockerName(spec.Pool, spec.Name)
+	created, err := e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
+	if err != nil {
+		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in use") {
+			return "", fmt.Errorf("engine %s: create container %s: %w: %v", e.name, name, ErrNameInUse, err)
+		}
+		return "", e.fail("create container "+name, err)
+	}
+	return created.ID, nil
+}
+
+// limits turns Berth's reservation into Docker limits. Swap is capped at the
+// memory limit (no swap on top), which also lets updates lower or raise
+// memory: Docker refuses a memory limit above the current swap limit.
+func limits(milliCPU, memoryBytes int64) container.Resources {
+	r := container.Resources{NanoCPUs: milliCPU * 1e6, Memory: memoryBytes}
+	if memoryBytes > 0 {
+		r.MemorySwap = memoryBytes
+	}
+	return r
+}
+
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+func portMaps(ports []PortBinding) (nat.PortSet, nat.PortMap, error) {
+	if len(ports) == 0 {
+		return nil, nil, nil
+	}
+	exposed := nat.PortSet{}
+	bindings := nat.PortMap{}
+	for _, p := range ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		port, err := nat.NewPort(proto, strconv.Itoa(p.Internal))
+		if err != nil {
+			return nil, nil, fmt.Errorf("port %d/%s: %w", p.Internal, proto, err)
+		}
+		exposed[port] = struct{}{}
+		bindings[port] = append(bindings[port], nat.PortBinding{HostPort: strconv.Itoa(p.External)})
+	}
+	return exposed, bindings, nil
+}
+
+// StartContainer starts a created container.
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	if err := e.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return e.fail("start container "+id, err)
+	}
+	return nil
+}
+
+// WaitRunning polls until the container runs (and, when healthy is set and
+// the container has a healthcheck, until it is healthy). It fails as soon
+// as the container exits, restarts or turns unhealthy, with its state and
+// the tail of its log; otherwise it waits until ctx ends.
+func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error {
+	const (
+		firstPoll = 50 * time.Millisecond
+		mostPoll  = 500 * time.Millisecond
+	)
+	wait := firstPoll
+	lastSeen := "not inspected yet"
+	for {
+		resp, err := e.api.ContainerInspect(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return e.fail("wait for container "+id, fmt.Errorf("%w (last state: %s)", ctx.Err(), lastSeen))
+			}
+			return e.fail("wait for container "+id, err)
+		}
+		if resp.ContainerJSONBase == nil || resp.State == nil {
+			return fmt.Errorf("engine %s: wait for container %s: incomplete inspect answer", e.name, id)
+		}
+		state := resp.State
+		name := strings.TrimPrefix(resp.Name, "/")
+		health := ""
+		if state.Health != nil {
+			health = state.Health.Status
+		}
+		lastSeen = string(state.Status)
+		if health != "" {
+			lastSeen += ", " + health
+		}
+		switch {
+		case state.Running && !state.Restarting && (!healthy || health == "" || health == container.Healthy):
+			return nil
+		case state.Status == container.StateExited || state.Status == container.StateDead || state.Restarting:
+			return fmt.Errorf("engine %s: container %s (%s) %s with exit code %d%s%s",
+				e.name, name, shortID(id), stoppedVerb(state.Restarting), state.ExitCode,
+				suffix("; engine error: ", state.Error), suffix("; last log lines:\n", e.logTail(ctx, id)))
+		case healthy && health == container.Unhealthy:
+			return fmt.Errorf("engine %s: container %s (%s) is unhealthy%s%s",
+				e.name, name, shortID(id), suffix("; last check: ", lastHealthOutput(state.Health)),
+				suffix("; last log lines:\n", e.logTail(ctx, id)))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("engine %s: container %s (%s) not ready: %w (last state: %s)",
+				e.name, name, shortID(id), ctx.Err(), lastSeen)
+		case <-timer.C:
+		}
+		wait = min(wait*2, mostPoll)
+	}
+}
+
+func stoppedVerb(restarting bool) string {
+	if restarting {
+		return "is restarting after exiting"
+	}
+	return "exited"
+}
+
+func suffix(prefix, text string) string {
+	if text == "" {
+		return ""
+	}
+	return prefix + text
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func lastHealthOutput(h *container.Health) string {
+	if h == nil || len(h.Log) == 0 || h.Log[len(h.Log)-1] == nil {
+		return ""
+	}
+	last := h.Log[len(h.Log)-1]
+	return fmt.Sprintf("exit code %d: %s", last.ExitCode, strings.TrimSpace(last.Output))
+}
+
+// logTail is best effort: the failure being reported matters more than a
+// failure to fetch its logs.
+func (e *Engine) logTail(ctx context.Context, id string) string {
+	const lines = 20
+	stream, err := e.api.ContainerLogs(ctx, id, container.LogsOptions{
+		ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines),
+	})
+	if err != nil {
+		return ""
+	}
+	defer stream.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, stream); err != nil && out.Len() == 0 {
+		return ""
+	}
+	return strings.TrimRight(out.String(), "\n")
+}
+
+// UpdateResources changes the CPU and memory limits of a container in place.
+func (e *Engine) UpdateResources(ctx context.Context, id string, milliCPU, memoryBytes int64) error {
+	if milliCPU < 0 || memoryBytes < 0 {
+		return fmt.Errorf("engine %s: update container %s: negative cpu or memory", e.name, id)
+	}
+	_, err := e.api.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: limits(milliCPU, memoryBytes)})
+	if err != nil {
+		return e.fail("update container "+id, err)
+	}
+	return nil
+}
+
+// StopAndRemove stops the container, giving it timeout to exit, then
+// removes it. A container that is already gone is not an error.
+func (e *Engine) StopAndRemove(ctx context.Context, id string, timeout time.Duration) error {
+	seconds := int(math.Ceil(timeout.Seconds()))
+	err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return e.fail("stop container "+id, err)
+	}
+	return e.Remove(ctx, id)
+}
+
+// Remove force-removes the container. A container that is already gone is
+// not an error.
+func (e *Engine) Remove(ctx context.Context, id string) error {
+	err := e.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return e.fail("remove container "+id, err)
+	}
+	return nil
+}

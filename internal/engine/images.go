@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
+)
+
+// retryPolicy bounds retries: attempts in all, waiting first, then twice as
+// long each time up to most.
+type retryPolicy struct {
+	attempts int
+	first    time.Duration
+	most     time.Duration
+}
+
+func defaultPullRetry() retryPolicy {
+	return retryPolicy{attempts: 4, first: 500 * time.Millisecond, most: 4 * time.Second}
+}
+
+// EnsureImage pulls image only when the engine does not have it yet.
+func (e *Engine) EnsureImage(ctx context.Context, ref string, auth *RegistryAuth) error {
+	_, err := e.api.ImageInspect(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return e.fail("inspect image "+ref, err)
+	}
+	opts := image.PullOptions{}
+	if auth != nil {
+		encoded, err := registry.EncodeAuthConfig(registry.AuthConfig{
+			ServerAddress: auth.ServerAddress,
+			Username:      auth.Username,
+			Password:      auth.Password,
+		})
+		if err != nil {
+			return fmt.Errorf("engine %s: encode registry auth: %w", e.name, err)
+		}
+		opts.RegistryAuth = encoded
+	}
+	wait := e.pull.first
+	for attempt := 1; ; attempt++ {
+		err := e.pullOnce(ctx, ref, opts)
+		if err == nil {
+			return nil
+		}
+		if !pullRetryable(err) || attempt >= e.pull.attempts {
+			return e.fail(fmt.Sprintf("pull image %s (attempt %d of %d)", ref, attempt, e.pull.attempts), err)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return e.fail(fmt.Sprintf("pull image %s (gave up after attempt %d: %v)", ref, attempt, err), ctx.Err())
+		case <-timer.C:
+		}
+		wait = min(2*wait, e.pull.most)
+	}
+}
+
+// pullRetryable is false for errors another attempt cannot fix.
+func pullRetryable(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		client.IsErrConnectionFailed(err),
+		cerrdefs.IsNotFound(err), cerrdefs.IsUnauthorized(err),
+		cerrdefs.IsPermissionDenied(err), cerrdefs.IsInvalidArgument(err):
+		return false
+	}
+	return true
+}
+
+// pullOnce reads the pull's progress stream to its end: failures that
+// happen after the pull started are reported inside the stream.
+func (e *Engine) pullOnce(ctx context.Context, ref string, opts image.PullOptions) error {
+	stream, err := e.api.ImagePull(ctx, ref, opts)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	decoder := json.NewDecoder(stream)
+	for {
+		var message struct {
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := decoder.Decode(&message); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading pull progress: %w", err)
+		}
+		if message.ErrorDetail.Message != "" {
+			return errors.New(message.ErrorDetail.Message)
+		}
+		if message.Error != "" {
+			return errors.New(message.Error)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
+)
+
+// Pool records are labelled volumes named berth-pool-<pool>-<generation>.
+// Volume labels are immutable, so a write creates the next generation and
+// then removes older ones: readers always find at least one record, and the
+// highest generation wins. Creating a volume whose name exists returns the
+// existing volume untouched, which is how a writer notices that another
+// process took that generation at the same moment.
+
+const recordWriteAttempts = 5
+
+// storedRecord is one record volume.
+type storedRecord struct {
+	volume     string
+	generation int64
+	record     PoolRecord
+}
+
+// WritePoolRecord stores rec on the engine, replacing any earlier record of
+// the same pool. When two processes write at once, one of them wins.
+func (e *Engine) WritePoolRecord(ctx context.Context, rec PoolRecord) error {
+	if rec.Name == "" {
+		return fmt.Errorf("engine %s: write pool record: the pool has no name", e.name)
+	}
+	encoded, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("engine %s: encode record of pool %s: %w", e.name, rec.Name, err)
+	}
+	for range recordWriteAttempts {
+		existing, err := e.listRecordVolumes(ctx, rec.Name)
+		if err != nil {
+			return err
+		}
+		generation := newestGeneration(existing) + 1
+		name := fmt.Sprintf("berth-pool-%s-%d", rec.Name, generation)
+		created, err := e.api.VolumeCreate(ctx, volume.CreateOptions{
+			Name:   name,
+			Driver: "local",
+			Labels: map[string]string{
+				LabelPoolRecord:    rec.Name,
+				LabelRecord:        string(encoded),
+				LabelRecordVersion: strconv.FormatInt(generation, 10),
+			},
+		})
+		if err != nil {
+			return e.fail("write record of pool "+rec.Name, err)
+		}
+		if created.Labels[LabelRecord] != string(encoded) {
+			continue // another writer took this generation; try the next one
+		}
+		return e.removeOlderRecords(ctx, rec.Name)
+	}
+	return fmt.Errorf("engine %s: write record of pool %s: %d concurrent writers kept taking the next generation",
+		e.name, rec.Name, recordWriteAttempts)
+}
+
+// removeOlderRecords keeps only the newest generation, whoever wrote it.
+func (e *Engine) removeOlderRecords(ctx context.Context, pool string) error {
+	stored, err := e.listRecordVolumes(ctx, pool)
+	if err != nil {
+		return err
+	}
+	newest := newestGeneration(stored)
+	for _, s := range stored {
+		if s.generation < newest {
+			if err := e.removeVolume(ctx, s.volume); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ReadPoolRecord returns the pool's newest record, or nil, nil when the
+// engine has none.
+func (e *Engine) ReadPoolRecord(ctx context.Context, pool string) (*PoolRecord, error) {
+	stored, err := e.listRecordVolumes(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	newest := stored[len(stored)-1].record
+	return &newest, nil
+}
+
+// ListPoolRecords returns the newest record of every pool on the engine,
+// sorted by pool name.
+func (e *Engine) ListPoolRecords(ctx context.Context) ([]PoolRecord, error) {
+	stored, err := e.listRecordVolumes(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]PoolRecord{}
+	for _, s := range stored { // ascending generation: later ones win
+		newest[s.record.Name] = s.record
+	}
+	records := make([]PoolRecord, 0, len(newest))
+	for _, rec := range newest {
+		records = append(records, rec)
+	}
+	sort.Slice(records, func(i, j int) bool { return records[i].Name < records[j].Name })
+	return records, nil
+}
+
+// DeletePoolRecord removes every record of the pool. Deleting a pool that
+// has no record is not an error.
+func (e *Engine) DeletePoolRecord(ctx context.Context, pool string) error {
+	stored, err := e.listRecordVolumes(ctx, pool)
+	if err != nil {
+		return err
+	}
+	for _, s := range stored {
+		if err := e.removeVolume(ctx, s.volume); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) removeVolume(ctx context.Context, name string) error {
+	if err := e.api.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
+		return e.fail("remove pool record volume "+name, err)
+	}
+	return nil
+}
+
+// listRecordVolumes returns the record volumes of pool ("" for all pools),
+// sorted by ascending generation.
+func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRecord, error) {
+	selector := LabelPoolRecord
+	if pool != "" {
+		selector = LabelPoolRecord + "=" + pool
+	}
+	resp, err := e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", selector))})
+	if err != nil {
+		return nil, e.fail("list pool records", err)
+	}
+	stored := make([]storedRecord, 0, len(resp.Volumes))
+	for _, v := range resp.Volumes {
+		if v == nil {
+			continue
+		}
+		s := storedRecord{volume: v.Name}
+		if s.generation, err = strconv.ParseInt(v.Labels[LabelRecordVersion], 10, 64); err != nil {
+			return nil, fmt.Errorf("engine %s: pool record volume %s: bad label %s=%q",
+				e.name, v.Name, LabelRecordVersion, v.Labels[LabelRecordVersion])
+		}
+		if err := json.Unmarshal([]byte(v.Labels[LabelRecord]), &s.record); err != nil {
+			return nil, fmt.Errorf("engine %s: pool record volume %s: label %s: %w", e.name, v.Name, LabelRecord, err)
+		}
+		// The pool label is what the filter matched; trust it over the JSON.
+		s.record.Name = v.Labels[LabelPoolRecord]
+		stored = append(stored, s)
+	}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].generation < stored[j].generation })
+	return stored, nil
+}
+
+func newestGeneration(stored []storedRecord) int64 {
+	if len(stored) == 0 {
+		return 0
+	}
+	return stored[len(stored)-1].generation
+}
