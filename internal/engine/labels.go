@@ -152,7 +152,7 @@ func decodeLabels(c *Container, labels map[string]string) error {
 	}
 	c.MaxPerHost = int(maxPerHost)
 	if c.Ports, err = ParsePorts(labels[LabelPorts]); err != nil {
-		return err
+		return fmt.Errorf("label %s: %w", LabelPorts, err)
 	}
 	if c.Constraints, err = stringsLabel(labels, LabelConstraints); err != nil {
 		return err
