@@ -1,0 +1,207 @@
+package scheduler
+
+import (
+	"slices"
+	"sort"
+	"sync/atomic"
+)
+
+// hostSlot is one host's place in the pool. Its state is an immutable
+// value swapped atomically: a reservation loads it, checks fit, builds the
+// next value and compare-and-swaps, so hosts never need a lock.
+type hostSlot struct {
+	name  string
+	state atomic.Pointer[hostState]
+}
+
+// hostState is one immutable version of a host's configuration and usage.
+type hostState struct {
+	host       *Host // normalized copy, shared by versions until the config changes
+	retired    bool  // removed from the pool: fits nothing, still accounts what is on it
+	used       Resources
+	containers int
+	ports      []portKey // sorted; duplicates only when observed containers clash
+	groups     []groupCount
+}
+
+// portKey packs a protocol and a port: tcp and udp are separate spaces.
+type portKey uint32
+
+const udpBit portKey = 1 << 16
+
+func makePortKey(protocol string, port int) portKey {
+	if protocol == "udp" {
+		return udpBit | portKey(port)
+	}
+	return portKey(port)
+}
+
+func (k portKey) port() int { return int(k &^ udpBit) }
+
+type groupCount struct {
+	group string
+	n     int
+}
+
+// hostTable is the pool's host set: sorted by name, replaced as a whole.
+type hostTable struct {
+	list  []*hostSlot
+	index map[string]int
+}
+
+func (t *hostTable) slot(name string) *hostSlot {
+	if i, ok := t.index[name]; ok {
+		return t.list[i]
+	}
+	return nil
+}
+
+// normalizeHost copies h so callers cannot change it under the scheduler,
+// and fills defaults.
+func normalizeHost(h Host) *Host {
+	n := h
+	n.Labels = make(map[string]string, len(h.Labels))
+	for k, v := range h.Labels {
+		n.Labels[k] = v
+	}
+	if n.Ports == (PortRange{}) {
+		n.Ports = DefaultPortRange
+	}
+	return &n
+}
+
+func (st *hostState) groupCount(group string) int {
+	for _, g := range st.groups {
+		if g.group == group {
+			return g.n
+		}
+	}
+	return 0
+}
+
+func (st *hostState) hasPort(k portKey) bool {
+	_, found := slices.BinarySearch(st.ports, k)
+	return found
+}
+
+// portsUsedIn counts held ports of one protocol inside [lo, hi].
+func (st *hostState) portsUsedIn(base portKey, lo, hi int) int {
+	from, _ := slices.BinarySearch(st.ports, base|portKey(lo))
+	to, _ := slices.BinarySearch(st.ports, base|portKey(hi+1))
+	return to - from
+}
+
+// load is the host's utilisation, the sum of its CPU and memory fractions;
+// rankers compare it.
+func (st *hostState) load() float64 {
+	var l float64
+	if c := st.host.Capacity.MilliCPU; c > 0 {
+		l += float64(st.used.MilliCPU) / float64(c)
+	}
+	if m := st.host.Capacity.MemoryBytes; m > 0 {
+		l += float64(st.used.MemoryBytes) / float64(m)
+	}
+	return l
+}
+
+func (st *hostState) free() Resources {
+	return Resources{
+		MilliCPU:    st.host.Capacity.MilliCPU - st.used.MilliCPU,
+		MemoryBytes: st.host.Capacity.MemoryBytes - st.used.MemoryBytes,
+	}
+}
+
+// change is what one reservation adds to (sign 1) or takes from (sign -1)
+// a host.
+type change struct {
+	resources Resources
+	ports     []portKey
+	group     string
+	sign      int
+}
+
+// apply returns the next version of st with c applied. It checks nothing:
+// callers check fit first (or, restoring, accept reality).
+func (st *hostState) apply(c change) *hostState {
+	next := &hostState{
+		host:       st.host,
+		retired:    st.retired,
+		containers: st.containers + c.sign,
+		used: Resources{
+			MilliCPU:    st.used.MilliCPU + int64(c.sign)*c.resources.MilliCPU,
+			MemoryBytes: st.used.MemoryBytes + int64(c.sign)*c.resources.MemoryBytes,
+		},
+		ports:  st.ports,
+		groups: st.groups,
+	}
+	if len(c.ports) > 0 {
+		next.ports = applyPorts(st.ports, c.ports, c.sign)
+	}
+	if c.group != "" {
+		next.groups = applyGroup(st.groups, c.group, c.sign)
+	}
+	return next
+}
+
+func applyPorts(held, ports []portKey, sign int) []portKey {
+	if sign > 0 {
+		out := make([]portKey, 0, len(held)+len(ports))
+		out = append(append(out, held...), ports...)
+		slices.Sort(out)
+		return out
+	}
+	out := slices.Clone(held)
+	for _, k := range ports {
+		if i, found := slices.BinarySearch(out, k); found {
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	return out
+}
+
+func applyGroup(groups []groupCount, group string, sign int) []groupCount {
+	out := make([]groupCount, 0, len(groups)+1)
+	found := false
+	for _, g := range groups {
+		if g.group == group {
+			found = true
+			g.n += sign
+			if g.n <= 0 {
+				continue
+			}
+		}
+		out = append(out, g)
+	}
+	if !found && sign > 0 {
+		out = append(out, groupCount{group: group, n: 1})
+	}
+	return out
+}
+
+// withHost returns st under a new configuration, usage kept.
+func (st *hostState) withHost(h *Host, retired bool) *hostState {
+	next := *st
+	next.host, next.retired = h, retired
+	return &next
+}
+
+// update applies f to the slot's state until the swap wins.
+func (s *hostSlot) update(f func(*hostState) *hostState) *hostState {
+	for {
+		cur := s.state.Load()
+		next := f(cur)
+		if s.state.CompareAndSwap(cur, next) {
+			return next
+		}
+	}
+}
+
+// newTable builds a sorted table of slots.
+func newTable(slots []*hostSlot) *hostTable {
+	sort.Slice(slots, func(i, j int) bool { return slots[i].name < slots[j].name })
+	t := &hostTable{list: slots, index: make(map[string]int, len(slots))}
+	for i, s := range slots {
+		t.index[s.name] = i
+	}
+	return t
+}

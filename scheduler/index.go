@@ -1,0 +1,79 @@
+package scheduler
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// recordIndex maps strings (ids, keys) to records. It is sharded so that
+// concurrent placements rarely meet on a lock, and each lock guards only
+// a map operation: nothing slow ever runs under it.
+type recordIndex struct {
+	seed   maphash.Seed
+	shards [indexShards]indexShard
+}
+
+const indexShards = 64
+
+type indexShard struct {
+	mu sync.Mutex
+	m  map[string]*record
+	_  [48]byte // keep shards on separate cache lines
+}
+
+func newRecordIndex() *recordIndex {
+	x := &recordIndex{seed: maphash.MakeSeed()}
+	for i := range x.shards {
+		x.shards[i].m = map[string]*record{}
+	}
+	return x
+}
+
+func (x *recordIndex) shard(k string) *indexShard {
+	return &x.shards[maphash.String(x.seed, k)%indexShards]
+}
+
+func (x *recordIndex) load(k string) *record {
+	sh := x.shard(k)
+	sh.mu.Lock()
+	r := sh.m[k]
+	sh.mu.Unlock()
+	return r
+}
+
+// loadOrStore returns the record held under k, or stores r and returns it
+// with stored true.
+func (x *recordIndex) loadOrStore(k string, r *record) (*record, bool) {
+	sh := x.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[k]; ok {
+		return old, false
+	}
+	sh.m[k] = r
+	return r, true
+}
+
+// compareAndDelete removes k only while it still maps to r.
+func (x *recordIndex) compareAndDelete(k string, r *record) {
+	sh := x.shard(k)
+	sh.mu.Lock()
+	if sh.m[k] == r {
+		delete(sh.m, k)
+	}
+	sh.mu.Unlock()
+}
+
+// all returns every record, one shard at a time.
+func (x *recordIndex) all() []*record {
+	var out []*record
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		for _, r := range sh.m {
+			out = append(out, r)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
