@@ -288,7 +288,7 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 		case state.Running && !state.Restarting && (!healthy || health == "" || health == container.Healthy):
 			return nil
 		case state.Status == container.StateExited || state.Status == container.StateDead || state.Restarting:
-			return fmt.Errorf("engine %s: container %s (%s) %s with exit code %d%s%s",
+			return fmt.Errorf("engine %s: container %s (%s) %s with code %d%s%s",
 				e.name, name, shortID(id), stoppedVerb(state.Restarting), state.ExitCode,
 				suffix("; engine error: ", state.Error), suffix("; last log lines:\n", e.logTail(ctx, id)))
 		case healthy && health == container.Unhealthy:
@@ -310,7 +310,7 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 
 func stoppedVerb(restarting bool) string {
 	if restarting {
-		return "is restarting after exiting"
+		return "is restarting: it exited"
 	}
 	return "exited"
 }

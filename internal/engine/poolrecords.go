@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -12,20 +14,26 @@ import (
 	"github.com/docker/docker/api/types/volume"
 )
 
-// Pool records are labelled volumes named berth-pool-<pool>-<generation>.
-// Volume labels are immutable, so a write creates the next generation and
-// then removes older ones: readers always find at least one record, and the
-// highest generation wins. Creating a volume whose name exists returns the
-// existing volume untouched, which is how a writer notices that another
-// process took that generation at the same moment.
-
-const recordWriteAttempts = 5
+// Pool records are labelled volumes named
+// berth-pool-<pool>-<generation>-<random>. Volume labels are immutable, so
+// a write creates a volume of the next generation and then removes older
+// ones: readers always find at least one record, and the newest volume
+// (highest generation, ties broken by name) wins. The random part keeps
+// two concurrent writers from colliding on a name, since creating a volume
+// whose name exists silently returns the existing one.
 
 // storedRecord is one record volume.
 type storedRecord struct {
 	volume     string
 	generation int64
 	record     PoolRecord
+}
+
+func (s storedRecord) olderThan(other storedRecord) bool {
+	if s.generation != other.generation {
+		return s.generation < other.generation
+	}
+	return s.volume < other.volume
 }
 
 // WritePoolRecord stores rec on the engine, replacing any earlier record of
@@ -38,32 +46,32 @@ func (e *Engine) WritePoolRecord(ctx context.Context, rec PoolRecord) error {
 	if err != nil {
 		return fmt.Errorf("engine %s: encode record of pool %s: %w", e.name, rec.Name, err)
 	}
-	for range recordWriteAttempts {
-		existing, err := e.listRecordVolumes(ctx, rec.Name)
-		if err != nil {
-			return err
-		}
-		generation := newestGeneration(existing) + 1
-		name := fmt.Sprintf("berth-pool-%s-%d", rec.Name, generation)
-		created, err := e.api.VolumeCreate(ctx, volume.CreateOptions{
-			Name:   name,
-			Driver: "local",
-			Labels: map[string]string{
-				LabelPoolRecord:    rec.Name,
-				LabelRecord:        string(encoded),
-				LabelRecordVersion: strconv.FormatInt(generation, 10),
-			},
-		})
-		if err != nil {
-			return e.fail("write record of pool "+rec.Name, err)
-		}
-		if created.Labels[LabelRecord] != string(encoded) {
-			continue // another writer took this generation; try the next one
-		}
-		return e.removeOlderRecords(ctx, rec.Name)
+	unique := make([]byte, 4)
+	if _, err := rand.Read(unique); err != nil {
+		return fmt.Errorf("engine %s: write record of pool %s: %w", e.name, rec.Name, err)
 	}
-	return fmt.Errorf("engine %s: write record of pool %s: %d concurrent writers kept taking the next generation",
-		e.name, rec.Name, recordWriteAttempts)
+	existing, err := e.listRecordVolumes(ctx, rec.Name)
+	if err != nil {
+		return err
+	}
+	generation := int64(1)
+	if len(existing) > 0 {
+		generation = existing[len(existing)-1].generation + 1
+	}
+	name := fmt.Sprintf("berth-pool-%s-%d-%s", rec.Name, generation, hex.EncodeToString(unique))
+	_, err = e.api.VolumeCreate(ctx, volume.CreateOptions{
+		Name:   name,
+		Driver: "local",
+		Labels: map[string]string{
+			LabelPoolRecord:    rec.Name,
+			LabelRecord:        string(encoded),
+			LabelRecordVersion: strconv.FormatInt(generation, 10),
+		},
+	})
+	if err != nil {
+		return e.fail("write record of pool "+rec.Name, err)
+	}
+	return e.removeOlderRecords(ctx, rec.Name)
 }
 
 // removeOlderRecords keeps only the newest generation, whoever wrote it.
@@ -72,9 +80,12 @@ func (e *Engine) removeOlderRecords(ctx context.Context, pool string) error {
 	if err != nil {
 		return err
 	}
-	newest := newestGeneration(stored)
+	if len(stored) == 0 {
+		return nil
+	}
+	newest := stored[len(stored)-1]
 	for _, s := range stored {
-		if s.generation < newest {
+		if s.olderThan(newest) {
 			if err := e.removeVolume(ctx, s.volume); err != nil {
 				return err
 			}
@@ -105,7 +116,7 @@ func (e *Engine) ListPoolRecords(ctx context.Context) ([]PoolRecord, error) {
 		return nil, err
 	}
 	newest := map[string]PoolRecord{}
-	for _, s := range stored { // ascending generation: later ones win
+	for _, s := range stored { // oldest first: later ones win
 		newest[s.record.Name] = s.record
 	}
 	records := make([]PoolRecord, 0, len(newest))
@@ -139,7 +150,7 @@ func (e *Engine) removeVolume(ctx context.Context, name string) error {
 }
 
 // listRecordVolumes returns the record volumes of pool ("" for all pools),
-// sorted by ascending generation.
+// oldest first.
 func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRecord, error) {
 	selector := LabelPoolRecord
 	if pool != "" {
@@ -166,13 +177,6 @@ func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRe
 		s.record.Name = v.Labels[LabelPoolRecord]
 		stored = append(stored, s)
 	}
-	sort.Slice(stored, func(i, j int) bool { return stored[i].generation < stored[j].generation })
+	sort.Slice(stored, func(i, j int) bool { return stored[i].olderThan(stored[j]) })
 	return stored, nil
-}
-
-func newestGeneration(stored []storedRecord) int64 {
-	if len(stored) == 0 {
-		return 0
-	}
-	return stored[len(stored)-1].generation
 }
