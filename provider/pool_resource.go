@@ -1,0 +1,501 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/berthsh/terraform-provider-berth/internal/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+var (
+	_ resource.Resource                = (*PoolResource)(nil)
+	_ resource.ResourceWithConfigure   = (*PoolResource)(nil)
+	_ resource.ResourceWithImportState = (*PoolResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*PoolResource)(nil)
+)
+
+// defaultStrategy and defaultPortRange are what an unset attribute means.
+const defaultStrategy = string(scheduler.Spread)
+
+var defaultPortRange = fmt.Sprintf("%d-%d", scheduler.DefaultPortRange.Min, scheduler.DefaultPortRange.Max)
+
+// NewPoolResource is the berth_pool constructor.
+func NewPoolResource() resource.Resource {
+	return &PoolResource{}
+}
+
+// PoolResource is berth_pool: a named group of engines with labels and
+// capacities, recorded on each member engine.
+type PoolResource struct {
+	data *providerData
+}
+
+// PoolResourceModel is berth_pool's configuration and state.
+type PoolResourceModel struct {
+	ID       types.String `tfsdk:"id"`
+	Name     types.String `tfsdk:"name"`
+	Strategy types.String `tfsdk:"strategy"`
+	Hosts    types.Map    `tfsdk:"hosts"` // of poolHostModel
+}
+
+// poolHostModel is one entry of hosts.
+type poolHostModel struct {
+	Labels           types.Map     `tfsdk:"labels"`
+	CPU              types.Float64 `tfsdk:"cpu"`
+	Memory           types.String  `tfsdk:"memory"`
+	MaxContainers    types.Int64   `tfsdk:"max_containers"`
+	PortRange        types.String  `tfsdk:"port_range"`
+	DiscoveredCPUs   types.Int64   `tfsdk:"discovered_cpus"`
+	DiscoveredMemory types.Int64   `tfsdk:"discovered_memory"`
+	EngineVersion    types.String  `tfsdk:"engine_version"`
+	APIVersion       types.String  `tfsdk:"api_version"`
+}
+
+var poolHostAttrTypes = map[string]attr.Type{
+	"labels":            types.MapType{ElemType: types.StringType},
+	"cpu":               types.Float64Type,
+	"memory":            types.StringType,
+	"max_containers":    types.Int64Type,
+	"port_range":        types.StringType,
+	"discovered_cpus":   types.Int64Type,
+	"discovered_memory": types.Int64Type,
+	"engine_version":    types.StringType,
+	"api_version":       types.StringType,
+}
+
+func (r *PoolResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_pool"
+}
+
+func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	keepDiscovered := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
+	keepVersion := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A pool of Docker engines that containers are placed on. The pool writes a small " +
+			"record of itself onto each member engine, so any provider process (and any workspace with the " +
+			"same provider block) can resolve the pool by name. Deleting a pool that still has containers is refused.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The pool's name: `pool = berth_pool.x.id` and `pool = \"x\"` are equivalent. " +
+					"Known at plan time as soon as `name` is.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: "The pool's name, unique among the engines: 1-63 characters of lower-case " +
+					"letters, digits and `-`. Changing it replaces the pool.",
+				Required:      true,
+				Validators:    []validator.String{poolNameValidator()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"strategy": schema.StringAttribute{
+				MarkdownDescription: "How hosts are ranked for a new container: `spread` (fewest containers " +
+					"and most free capacity first), `binpack` (fill the fullest host that fits first) or `random`. " +
+					"Defaults to `spread`.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultStrategy),
+				Validators: []validator.String{stringvalidator.OneOf(string(scheduler.Spread), string(scheduler.Binpack), string(scheduler.Random))},
+			},
+			"hosts": schema.MapNestedAttribute{
+				MarkdownDescription: "Member engines, keyed by an engine name of the provider block's `engines`. " +
+					"Hosts can be added, relabelled and resized in place; removing one that still runs containers " +
+					"of the pool is refused.",
+				Required: true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"labels": schema.MapAttribute{
+							MarkdownDescription: "Labels that container `constraints` match, e.g. `{ zone = \"a\" }`.",
+							ElementType:         types.StringType,
+							Optional:            true,
+						},
+						"cpu": schema.Float64Attribute{
+							MarkdownDescription: "Schedulable CPUs (may be fractional, at least 0.001). " +
+								"Defaults to the engine's CPU count.",
+							Optional:   true,
+							Validators: []validator.Float64{float64validator.AtLeast(0.001)},
+						},
+						"memory": schema.StringAttribute{
+							MarkdownDescription: "Schedulable memory, e.g. `\"64GiB\"` (binary units). " +
+								"Defaults to the engine's total memory.",
+							Optional:   true,
+							Validators: []validator.String{memoryValidator()},
+						},
+						"max_containers": schema.Int64Attribute{
+							MarkdownDescription: "Most Berth containers this host may run. Unlimited when unset.",
+							Optional:            true,
+							Validators:          []validator.Int64{int64validator.AtLeast(1)},
+						},
+						"port_range": schema.StringAttribute{
+							MarkdownDescription: "Host ports Berth picks from for ports with `external = 0`, as " +
+								"`\"MIN-MAX\"`. Defaults to `\"" + defaultPortRange + "\"`.",
+							Optional:   true,
+							Computed:   true,
+							Default:    stringdefault.StaticString(defaultPortRange),
+							Validators: []validator.String{portRangeValidator()},
+						},
+						"discovered_cpus": schema.Int64Attribute{
+							MarkdownDescription: "CPUs the engine reports (`NCPU`).",
+							Computed:            true,
+							PlanModifiers:       keepDiscovered,
+						},
+						"discovered_memory": schema.Int64Attribute{
+							MarkdownDescription: "Memory the engine reports (`MemTotal`), in bytes.",
+							Computed:            true,
+							PlanModifiers:       keepDiscovered,
+						},
+						"engine_version": schema.StringAttribute{
+							MarkdownDescription: "The engine's Docker version.",
+							Computed:            true,
+							PlanModifiers:       keepVersion,
+						},
+						"api_version": schema.StringAttribute{
+							MarkdownDescription: "The engine's Docker API version.",
+							Computed:            true,
+							PlanModifiers:       keepVersion,
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func (r *PoolResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	data, diags := providerDataFrom(req.ProviderData)
+	resp.Diagnostics.Append(diags...)
+	r.data = data
+}
+
+func (r *PoolResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan PoolResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.apply(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *PoolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state PoolResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	be, diags := r.data.requireBackend()
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	status, err := be.ReadPool(ctx, state.Name.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read pool %q", state.Name.ValueString()), err.Error())
+		return
+	}
+	if status == nil { // the record is gone from every engine: plan a re-create
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(state.observe(ctx, *status)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+}
+
+func (r *PoolResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan PoolResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.apply(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *PoolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state PoolResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	be, diags := r.data.requireBackend()
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if err := be.DeletePool(ctx, state.Name.ValueString()); err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Cannot delete pool %q", state.Name.ValueString()), err.Error())
+	}
+}
+
+// ImportState takes the pool's name; Read then fills in the rest from the
+// record on the engines.
+func (r *PoolResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if !poolNameRegexp.MatchString(req.ID) {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("%q is not a pool name: use the pool's name, e.g. terraform import berth_pool.dc1 dc1", req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+}
+
+// ModifyPlan makes the id known at plan, checks that every host is an
+// engine of the provider block, keeps equivalent spellings of cpu and
+// memory, and lets the backend check the engines and remember the pool so
+// that containers planned in the same run can be checked against it.
+func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() { // destroy
+		return
+	}
+	var plan PoolResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if isKnown(plan.Name) {
+		plan.ID = plan.Name
+	}
+	if !plan.Hosts.IsUnknown() {
+		resp.Diagnostics.Append(r.checkHostsAreEngines(ctx, plan.Hosts)...)
+	}
+	if !req.State.Raw.IsNull() {
+		var state PoolResourceModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		resp.Diagnostics.Append(plan.keepEquivalentSizes(ctx, state)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+
+	be := r.data.planBackend()
+	if be == nil || !req.Config.Raw.IsFullyKnown() || resp.Diagnostics.HasError() {
+		return
+	}
+	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if _, err := be.PlanPool(ctx, spec); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("hosts"), fmt.Sprintf("Pool %q cannot be set up", spec.Name), err.Error())
+	}
+}
+
+func (r *PoolResource) checkHostsAreEngines(ctx context.Context, hosts types.Map) diag.Diagnostics {
+	var diags diag.Diagnostics
+	names, ok := r.data.engineNames()
+	if !ok {
+		return diags
+	}
+	for host := range hosts.Elements() {
+		if _, found := r.data.endpoints[host]; !found {
+			diags.AddAttributeError(path.Root("hosts").AtMapKey(host), "Unknown engine",
+				fmt.Sprintf("Host %q is not an engine of the provider block. Known engines: %s. "+
+					"Add %q to the provider's engines, or use one of those names.", host, quoteList(names), host))
+		}
+	}
+	return diags
+}
+
+func (r *PoolResource) apply(ctx context.Context, plan *PoolResourceModel) diag.Diagnostics {
+	be, diags := r.data.requireBackend()
+	if diags.HasError() {
+		return diags
+	}
+	spec, d := plan.spec(ctx)
+	diags.Append(d...)
+	if diags.HasError() {
+		return diags
+	}
+	status, err := be.ApplyPool(ctx, spec)
+	if err != nil {
+		diags.AddError(fmt.Sprintf("Cannot apply pool %q", spec.Name), err.Error())
+		return diags
+	}
+	diags.Append(plan.observe(ctx, status)...)
+	return diags
+}
+
+// hosts decodes the hosts map.
+func (m PoolResourceModel) hosts(ctx context.Context) (map[string]poolHostModel, diag.Diagnostics) {
+	hosts := map[string]poolHostModel{}
+	if m.Hosts.IsNull() || m.Hosts.IsUnknown() {
+		return hosts, nil
+	}
+	diags := m.Hosts.ElementsAs(ctx, &hosts, false)
+	return hosts, diags
+}
+
+// spec converts a fully known model to the backend's PoolSpec.
+func (m PoolResourceModel) spec(ctx context.Context) (backend.PoolSpec, diag.Diagnostics) {
+	hosts, diags := m.hosts(ctx)
+	spec := backend.PoolSpec{
+		Name:     m.Name.ValueString(),
+		Strategy: m.Strategy.ValueString(),
+		Hosts:    make(map[string]backend.PoolHostSpec, len(hosts)),
+	}
+	for name, h := range hosts {
+		hostPath := path.Root("hosts").AtMapKey(name)
+		host := backend.PoolHostSpec{MaxContainers: int(h.MaxContainers.ValueInt64())}
+		diags.Append(h.Labels.ElementsAs(ctx, &host.Labels, false)...)
+		if isKnown(h.CPU) {
+			host.MilliCPU = milliCPU(h.CPU.ValueFloat64())
+		}
+		if isKnown(h.Memory) {
+			b, err := parseMemory(h.Memory.ValueString())
+			if err != nil {
+				diags.AddAttributeError(hostPath.AtName("memory"), "Invalid memory size", err.Error())
+			}
+			host.MemoryBytes = b
+		}
+		if isKnown(h.PortRange) {
+			lo, hi, err := parsePortRange(h.PortRange.ValueString())
+			if err != nil {
+				diags.AddAttributeError(hostPath.AtName("port_range"), "Invalid port range", err.Error())
+			}
+			host.PortMin, host.PortMax = lo, hi
+		}
+		spec.Hosts[name] = host
+	}
+	return spec, diags
+}
+
+// observe rewrites the model from what the engines hold, keeping the
+// model's own spelling of values that mean the same thing.
+func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStatus) diag.Diagnostics {
+	prior, diags := m.hosts(ctx)
+	m.ID = types.StringValue(status.Spec.Name)
+	m.Name = types.StringValue(status.Spec.Name)
+	m.Strategy = types.StringValue(status.Spec.Strategy)
+	if status.Spec.Strategy == "" {
+		m.Strategy = types.StringValue(defaultStrategy)
+	}
+	hosts := make(map[string]attr.Value, len(status.Spec.Hosts))
+	for name, spec := range status.Spec.Hosts {
+		old, hadPrior := prior[name]
+		h := poolHostModel{
+			Labels:        types.MapNull(types.StringType),
+			CPU:           types.Float64Null(),
+			Memory:        types.StringNull(),
+			MaxContainers: types.Int64Null(),
+			PortRange:     portRangeValue(old.PortRange, spec.PortMin, spec.PortMax),
+		}
+		if len(spec.Labels) > 0 || (hadPrior && !old.Labels.IsNull()) {
+			labels, d := types.MapValueFrom(ctx, types.StringType, spec.Labels)
+			diags.Append(d...)
+			h.Labels = labels
+		}
+		if spec.MilliCPU > 0 {
+			h.CPU = cpuValue(old.CPU, spec.MilliCPU)
+		}
+		if spec.MemoryBytes > 0 {
+			h.Memory = memoryValue(old.Memory, spec.MemoryBytes)
+		}
+		if spec.MaxContainers > 0 {
+			h.MaxContainers = types.Int64Value(int64(spec.MaxContainers))
+		}
+		if info, ok := status.Discovered[name]; ok {
+			h.DiscoveredCPUs = types.Int64Value(int64(info.NCPU))
+			h.DiscoveredMemory = types.Int64Value(info.MemTotal)
+			h.EngineVersion = types.StringValue(info.ServerVersion)
+			h.APIVersion = types.StringValue(info.APIVersion)
+		} else if hadPrior && isKnown(old.DiscoveredCPUs) { // not rediscovered: keep what we knew
+			h.DiscoveredCPUs, h.DiscoveredMemory = old.DiscoveredCPUs, old.DiscoveredMemory
+			h.EngineVersion, h.APIVersion = old.EngineVersion, old.APIVersion
+		} else {
+			h.DiscoveredCPUs, h.DiscoveredMemory = types.Int64Null(), types.Int64Null()
+			h.EngineVersion, h.APIVersion = types.StringNull(), types.StringNull()
+		}
+		obj, d := types.ObjectValueFrom(ctx, poolHostAttrTypes, h)
+		diags.Append(d...)
+		hosts[name] = obj
+	}
+	hostsValue, d := types.MapValue(types.ObjectType{AttrTypes: poolHostAttrTypes}, hosts)
+	diags.Append(d...)
+	m.Hosts = hostsValue
+	return diags
+}
+
+// keepEquivalentSizes plans the prior spelling of a host's memory or port
+// range when the configuration means the same thing, so "0.25GiB" after
+// "256MiB" is no change. Terraform accepts a planned value equal to the
+// prior one in place of the configured one.
+func (m *PoolResourceModel) keepEquivalentSizes(ctx context.Context, state PoolResourceModel) diag.Diagnostics {
+	if m.Hosts.IsUnknown() {
+		return nil
+	}
+	planned, diags := m.hosts(ctx)
+	prior, d := state.hosts(ctx)
+	diags.Append(d...)
+	changed := false
+	for name, h := range planned {
+		old, ok := prior[name]
+		if !ok {
+			continue
+		}
+		if !h.Memory.Equal(old.Memory) && sameMemory(h.Memory, old.Memory) {
+			h.Memory, changed = old.Memory, true
+		}
+		if !h.PortRange.Equal(old.PortRange) && samePortRange(h.PortRange, old.PortRange) {
+			h.PortRange, changed = old.PortRange, true
+		}
+		planned[name] = h
+	}
+	if !changed || diags.HasError() {
+		return diags
+	}
+	hosts, d := types.MapValueFrom(ctx, types.ObjectType{AttrTypes: poolHostAttrTypes}, planned)
+	diags.Append(d...)
+	m.Hosts = hosts
+	return diags
+}
+
+// samePortRange reports whether two known port ranges are equal.
+func samePortRange(a, b types.String) bool {
+	if !isKnown(a) || !isKnown(b) {
+		return false
+	}
+	alo, ahi, aerr := parsePortRange(a.ValueString())
+	blo, bhi, berr := parsePortRange(b.ValueString())
+	return aerr == nil && berr == nil && alo == blo && ahi == bhi
+}
+
+// portRangeValue keeps the prior spelling of an equal range; a zero range
+// means the default.
+func portRangeValue(prior types.String, lo, hi int) types.String {
+	if lo == 0 && hi == 0 {
+		lo, hi = scheduler.DefaultPortRange.Min, scheduler.DefaultPortRange.Max
+	}
+	if isKnown(prior) {
+		if plo, phi, err := parsePortRange(prior.ValueString()); err == nil && plo == lo && phi == hi {
+			return prior
+		}
+	}
+	return types.StringValue(fmt.Sprintf("%d-%d", lo, hi))
+}

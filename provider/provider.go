@@ -1,0 +1,286 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/berthsh/terraform-provider-berth/internal/backend"
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+)
+
+var _ provider.Provider = (*BerthProvider)(nil)
+
+// backendFactory builds the scheduling backend from the provider block's
+// engines. Tests substitute a fake; everything else uses embeddedBackend.
+type backendFactory func(ctx context.Context, engines []engine.Config) (backend.Backend, error)
+
+// BerthProvider is one provider instance. Terraform starts a fresh process
+// (and the test framework a fresh instance) per command, so every piece of
+// state lives here, never at package level.
+type BerthProvider struct {
+	version    string
+	newBackend backendFactory
+}
+
+// BerthProviderModel is the provider block.
+type BerthProviderModel struct {
+	Engines types.Map `tfsdk:"engines"`
+}
+
+// engineModel is one entry of engines.
+type engineModel struct {
+	Endpoint types.String `tfsdk:"endpoint"`
+	TLS      types.Object `tfsdk:"tls"`
+}
+
+// engineTLSModel is an engine's tls attribute.
+type engineTLSModel struct {
+	CAPEM   types.String `tfsdk:"ca_pem"`
+	CertPEM types.String `tfsdk:"cert_pem"`
+	KeyPEM  types.String `tfsdk:"key_pem"`
+}
+
+// New returns a constructor of provider instances for providerserver.
+func New(version string) func() provider.Provider {
+	return newWithBackend(version, embeddedBackend)
+}
+
+func newWithBackend(version string, factory backendFactory) func() provider.Provider {
+	return func() provider.Provider {
+		return &BerthProvider{version: version, newBackend: factory}
+	}
+}
+
+func embeddedBackend(_ context.Context, engines []engine.Config) (backend.Backend, error) {
+	set, err := engine.NewSet(engines)
+	if err != nil {
+		return nil, err
+	}
+	return backend.NewEmbedded(set), nil
+}
+
+func (p *BerthProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "berth"
+	resp.Version = p.version
+}
+
+func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Berth places Docker containers across pools of Docker engines and reserves " +
+			"their capacity atomically, so that Terraform's parallel creates never overcommit an engine.",
+		Attributes: map[string]schema.Attribute{
+			"engines": schema.MapNestedAttribute{
+				MarkdownDescription: "The Docker engines Berth may use, keyed by a name of your choice " +
+					"(the names `berth_pool.hosts` refers to). Connection details live here and never in state.",
+				Required:   true,
+				Validators: []validator.Map{mapvalidator.SizeAtLeast(1)},
+				NestedObject: schema.NestedAttributeObject{
+					Validators: []validator.Object{tlsOnlyWithTCP{}},
+					Attributes: map[string]schema.Attribute{
+						"endpoint": schema.StringAttribute{
+							MarkdownDescription: "How to reach the engine: `unix:///var/run/docker.sock`, " +
+								"`tcp://HOST:PORT` (TLS when `tls` is set) or `ssh://USER@HOST`.",
+							Required:   true,
+							Validators: []validator.String{endpointValidator()},
+						},
+						"tls": schema.SingleNestedAttribute{
+							MarkdownDescription: "TLS material for a `tcp://` endpoint. The engine's certificate " +
+								"is always verified, against `ca_pem` when set.",
+							Optional: true,
+							Attributes: map[string]schema.Attribute{
+								"ca_pem": schema.StringAttribute{
+									MarkdownDescription: "PEM of the CA that signed the engine's certificate. " +
+										"When unset, the system's roots are used.",
+									Optional: true,
+								},
+								"cert_pem": schema.StringAttribute{
+									MarkdownDescription: "PEM of the client certificate; requires `key_pem`.",
+									Optional:            true,
+									Validators: []validator.String{
+										stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("key_pem")),
+									},
+								},
+								"key_pem": schema.StringAttribute{
+									MarkdownDescription: "PEM of the client key; requires `cert_pem`.",
+									Optional:            true,
+									Sensitive:           true,
+									Validators: []validator.String{
+										stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("cert_pem")),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+// Configure builds the backend once per provider instance. When the engines
+// are not known yet (they depend on values computed during apply), it hands
+// out providerData without a backend: plan-time checks are skipped and
+// operations that need an engine fail with an explanation.
+func (p *BerthProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var config BerthProviderModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	data := &providerData{}
+	resp.ResourceData = data
+	resp.DataSourceData = data
+	if config.Engines.IsUnknown() {
+		return
+	}
+
+	var engines map[string]engineModel
+	resp.Diagnostics.Append(config.Engines.ElementsAs(ctx, &engines, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	configs, known, diags := engineConfigs(ctx, engines)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	data.endpoints = make(map[string]string, len(engines))
+	for name, e := range engines {
+		data.endpoints[name] = e.Endpoint.ValueString()
+	}
+	if !known {
+		return
+	}
+	be, err := p.newBackend(ctx, configs)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("engines"), "Cannot set up the Docker engines", err.Error())
+		return
+	}
+	data.backend = be
+}
+
+// engineConfigs converts the engines map, sorted by name; known is false
+// when some value is not known yet.
+func engineConfigs(ctx context.Context, engines map[string]engineModel) ([]engine.Config, bool, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	names := make([]string, 0, len(engines))
+	for name := range engines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	configs := make([]engine.Config, 0, len(engines))
+	known := true
+	for _, name := range names {
+		e := engines[name]
+		if e.Endpoint.IsUnknown() || e.TLS.IsUnknown() {
+			known = false
+			continue
+		}
+		cfg := engine.Config{Name: name, Endpoint: e.Endpoint.ValueString()}
+		if !e.TLS.IsNull() {
+			var tls engineTLSModel
+			diags.Append(e.TLS.As(ctx, &tls, basetypes.ObjectAsOptions{})...)
+			if tls.CAPEM.IsUnknown() || tls.CertPEM.IsUnknown() || tls.KeyPEM.IsUnknown() {
+				known = false
+				continue
+			}
+			cfg.TLS = &engine.TLSConfig{
+				CAPEM:   tls.CAPEM.ValueString(),
+				CertPEM: tls.CertPEM.ValueString(),
+				KeyPEM:  tls.KeyPEM.ValueString(),
+			}
+		}
+		configs = append(configs, cfg)
+	}
+	return configs, known, diags
+}
+
+func (p *BerthProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{NewPoolResource, NewContainerResource}
+}
+
+func (p *BerthProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{NewPoolDataSource}
+}
+
+// providerData is what Configure hands to resources and data sources.
+type providerData struct {
+	// endpoints maps engine names to endpoints; nil when the engines map
+	// itself was unknown at configure time.
+	endpoints map[string]string
+	// backend is nil when some engine setting was unknown at configure time.
+	backend backend.Backend
+}
+
+// providerDataFrom is the shared body of every Configure method.
+func providerDataFrom(raw any) (*providerData, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if raw == nil { // Terraform has not configured the provider yet (validate).
+		return nil, diags
+	}
+	data, ok := raw.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("Expected *providerData, got %T. Please report this issue to the provider developers.", raw))
+	}
+	return data, diags
+}
+
+// planBackend returns the backend for plan-time checks, or nil when they
+// must be skipped because the provider block is not fully known yet.
+func (d *providerData) planBackend() backend.Backend {
+	if d == nil {
+		return nil
+	}
+	return d.backend
+}
+
+// requireBackend returns the backend for an operation that cannot proceed
+// without one.
+func (d *providerData) requireBackend() (backend.Backend, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if d == nil || d.backend == nil {
+		diags.AddError("Berth provider not configured",
+			"The provider block's engines were not known when the provider was configured "+
+				"(they depend on values known only after apply). Apply what they depend on first, "+
+				"for example with -target, then apply again.")
+		return nil, diags
+	}
+	return d.backend, diags
+}
+
+// engineNames lists the provider block's engines for diagnostics; ok is
+// false when they are not known.
+func (d *providerData) engineNames() ([]string, bool) {
+	if d == nil || d.endpoints == nil {
+		return nil, false
+	}
+	names := make([]string, 0, len(d.endpoints))
+	for name := range d.endpoints {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names, true
+}
+
+// quoteList renders names for a diagnostic: "a", "b".
+func quoteList(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(quoted, ", ")
+}

@@ -1,0 +1,197 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// Name rules, shared by schemas and import parsing.
+var (
+	// A pool name ends up in Docker labels and volume names: DNS-label-like.
+	poolNameRegexp = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// A container name follows Docker's container-name rule without dots,
+	// because Berth derives the engine-side name from it.
+	containerNameRegexp = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`)
+	endpointRegexp      = regexp.MustCompile(`^(unix|tcp|ssh)://.+`)
+)
+
+func poolNameValidator() validator.String {
+	return stringvalidator.RegexMatches(poolNameRegexp,
+		"must be 1-63 characters of lower-case letters, digits and '-', starting with a letter or digit")
+}
+
+func containerNameValidator() validator.String {
+	return stringvalidator.RegexMatches(containerNameRegexp,
+		"must be 1-128 characters of letters, digits, '_' and '-', starting with a letter or digit")
+}
+
+func endpointValidator() validator.String {
+	return stringvalidator.RegexMatches(endpointRegexp,
+		`must be unix:///path/to/docker.sock, tcp://HOST:PORT or ssh://USER@HOST`)
+}
+
+// stringCheck adapts a parse function into a validator whose error names
+// the attribute (the framework adds the path) and says how to fix it.
+type stringCheck struct {
+	summary string // diagnostic summary, e.g. "Invalid memory size"
+	hint    string // what a valid value looks like
+	check   func(string) error
+}
+
+func (c stringCheck) Description(context.Context) string { return c.hint }
+
+func (c stringCheck) MarkdownDescription(ctx context.Context) string { return c.Description(ctx) }
+
+func (c stringCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := c.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, c.summary,
+			fmt.Sprintf("%s. %s", err, c.hint))
+	}
+}
+
+func memoryValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid memory size",
+		hint:    `Use a positive size with a binary unit, e.g. "256MiB", "1.5GiB" or "64GiB".`,
+		check: func(s string) error {
+			_, err := parseMemory(s)
+			return err
+		},
+	}
+}
+
+func durationValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid duration",
+		hint:    `Use a Go duration such as "10s", "1m30s" or "500ms".`,
+		check: func(s string) error {
+			_, err := parseDuration(types.StringValue(s), 0)
+			return err
+		},
+	}
+}
+
+func portRangeValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid port range",
+		hint:    `Use "MIN-MAX" with 1 <= MIN <= MAX <= 65535, e.g. "30000-32767".`,
+		check: func(s string) error {
+			_, _, err := parsePortRange(s)
+			return err
+		},
+	}
+}
+
+// constraintValidator runs the scheduler's own parser at validate time, so
+// a malformed constraint fails `terraform validate` with the parser's message.
+func constraintValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid constraint",
+		hint:    `Write "KEY OP VALUE", e.g. "zone != c" or "disk == ssd".`,
+		check: func(s string) error {
+			_, err := scheduler.ParseConstraint(s)
+			return err
+		},
+	}
+}
+
+// uniqueExternalPorts rejects two ports with the same non-zero external
+// port and protocol: Docker could never bind both.
+type uniqueExternalPorts struct{}
+
+func (uniqueExternalPorts) Description(context.Context) string {
+	return "non-zero external ports must be unique per protocol"
+}
+
+func (v uniqueExternalPorts) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (uniqueExternalPorts) ValidateList(_ context.Context, req validator.ListRequest, resp *validator.ListResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	seen := map[string]int{}
+	for i, elem := range req.ConfigValue.Elements() {
+		obj, ok := elem.(types.Object)
+		if !ok || obj.IsNull() || obj.IsUnknown() {
+			continue
+		}
+		external, ok := obj.Attributes()["external"].(types.Int64)
+		if !ok || external.IsNull() || external.IsUnknown() || external.ValueInt64() == 0 {
+			continue
+		}
+		protocol := "tcp"
+		if p, ok := obj.Attributes()["protocol"].(types.String); ok {
+			if p.IsUnknown() {
+				continue
+			}
+			if !p.IsNull() {
+				protocol = p.ValueString()
+			}
+		}
+		key := fmt.Sprintf("%d/%s", external.ValueInt64(), protocol)
+		if first, dup := seen[key]; dup {
+			resp.Diagnostics.AddAttributeError(req.Path.AtListIndex(i).AtName("external"),
+				"Duplicate external port",
+				fmt.Sprintf("External port %s is already used by ports[%d]. Give each port its own external number, or 0 to let Berth pick a free one.", key, first))
+			continue
+		}
+		seen[key] = i
+	}
+}
+
+// tlsOnlyWithTCP rejects a tls block on a unix:// or ssh:// endpoint, where
+// it would be silently ignored.
+type tlsOnlyWithTCP struct{}
+
+func (tlsOnlyWithTCP) Description(context.Context) string {
+	return "tls may only be set with a tcp:// endpoint"
+}
+
+func (v tlsOnlyWithTCP) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (tlsOnlyWithTCP) ValidateObject(_ context.Context, req validator.ObjectRequest, resp *validator.ObjectResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	attrs := req.ConfigValue.Attributes()
+	endpoint, _ := attrs["endpoint"].(types.String)
+	tls, _ := attrs["tls"].(types.Object)
+	if !isKnown(endpoint) || tls.IsNull() {
+		return
+	}
+	if !strings.HasPrefix(endpoint.ValueString(), "tcp://") {
+		resp.Diagnostics.AddAttributeError(req.Path.AtName("tls"), "TLS needs a tcp:// endpoint",
+			fmt.Sprintf("Endpoint %q does not use TLS: remove tls, or use tcp://HOST:PORT for a TLS-enabled engine.", endpoint.ValueString()))
+	}
+}
+
+// isKnown reports whether a value is set and known.
+func isKnown(v attr.Value) bool {
+	return v != nil && !v.IsNull() && !v.IsUnknown()
+}
+
+// durationOrDefault is parseDuration for values already validated.
+func durationOrDefault(v types.String, fallback time.Duration) time.Duration {
+	d, err := parseDuration(v, fallback)
+	if err != nil {
+		return fallback
+	}
+	return d
+}
