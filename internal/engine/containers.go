@@ -253,16 +253,21 @@ func (e *Engine) StartContainer(ctx context.Context, id string) error {
 }
 
 // WaitRunning polls until the container runs (and, when healthy is set and
-// the container has a healthcheck, until it is healthy). It fails as soon
-// as the container exits, restarts or turns unhealthy, with its state and
-// the tail of its log; otherwise it waits until ctx ends.
+// the container has a healthcheck, until it is healthy). Without a health
+// verdict, running means running for runningSettle on this machine's clock,
+// so that a program failing at start-up is caught. It fails as soon as the
+// container exits, restarts or turns unhealthy, with its state and the tail
+// of its log; otherwise it waits until ctx ends.
 func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error {
 	const (
-		firstPoll = 50 * time.Millisecond
-		mostPoll  = 500 * time.Millisecond
+		firstPoll     = 50 * time.Millisecond
+		mostPoll      = 500 * time.Millisecond
+		runningSettle = 100 * time.Millisecond
 	)
 	wait := firstPoll
 	lastSeen := "not inspected yet"
+	var runningSince time.Time
+	var startedAt string // identifies one run: a restart changes it
 	for {
 		resp, err := e.api.ContainerInspect(ctx, id)
 		if err != nil {
@@ -284,9 +289,8 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 		if health != "" {
 			lastSeen += ", " + health
 		}
+		sleep := wait
 		switch {
-		case state.Running && !state.Restarting && (!healthy || health == "" || health == container.Healthy):
-			return nil
 		case state.Status == container.StateExited || state.Status == container.StateDead || state.Restarting:
 			return fmt.Errorf("engine %s: container %s (%s) %s with code %d%s%s",
 				e.name, name, shortID(id), stoppedVerb(state.Restarting), state.ExitCode,
@@ -295,8 +299,19 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 			return fmt.Errorf("engine %s: container %s (%s) is unhealthy%s%s",
 				e.name, name, shortID(id), suffix("; last check: ", lastHealthOutput(state.Health)),
 				suffix("; last log lines:\n", e.logTail(ctx, id)))
+		case state.Running && healthy && health == container.Healthy:
+			return nil
+		case state.Running && (!healthy || health == ""):
+			if state.StartedAt != startedAt {
+				startedAt, runningSince = state.StartedAt, time.Now()
+			}
+			remaining := runningSettle - time.Since(runningSince)
+			if remaining <= 0 {
+				return nil
+			}
+			sleep = min(sleep, remaining)
 		}
-		timer := time.NewTimer(wait)
+		timer := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			timer.Stop()

@@ -222,12 +222,13 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 
 	spec := ContainerSpec{
 		Pool: pool, Name: "web-0", ReservationID: "res-0", Image: testImage(),
-		Env:      map[string]string{"MODE": "prod", "EMPTY": ""},
+		Command:  []string{"serve"}, // the test app ignores it; inspect must report it
+		Env:      map[string]string{"MESSAGE": "hello", "EMPTY": ""},
 		MilliCPU: 250, MemoryBytes: 64 << 20,
 		Ports:       []PortBinding{{Internal: 8080, External: 30001, Protocol: "tcp"}, {Internal: 53, External: 30002, Protocol: "udp"}},
 		SpreadGroup: "web", MaxPerHost: 4, Constraints: []string{"zone != c"},
 		Restart:     "unless-stopped",
-		Healthcheck: &Healthcheck{Test: []string{"CMD", "/app", "true"}, Interval: 200 * time.Millisecond, Timeout: 2 * time.Second, Retries: 3},
+		Healthcheck: &Healthcheck{Test: []string{"CMD", "/app", "healthcheck"}, Interval: 200 * time.Millisecond, Timeout: 2 * time.Second, Retries: 3},
 	}
 	id, err := e.CreateContainer(ctx, spec)
 	if err != nil {
@@ -244,8 +245,8 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 	want := Container{
 		ID: id, Pool: pool, Name: "web-0", ReservationID: "res-0", Image: testImage(),
 		MilliCPU: 250, MemoryBytes: 64 << 20, Ports: spec.Ports, SpreadGroup: "web", MaxPerHost: 4,
-		Constraints: []string{"zone != c"}, Restart: "unless-stopped",
-		Env: map[string]string{"MODE": "prod", "EMPTY": ""}, Created: inspected.Created,
+		Constraints: []string{"zone != c"}, Restart: "unless-stopped", Command: []string{"serve"},
+		Env: map[string]string{"MESSAGE": "hello", "EMPTY": ""}, Created: inspected.Created,
 		State: "created", IPAddress: inspected.IPAddress, Health: inspected.Health,
 	}
 	if !reflect.DeepEqual(*inspected, want) {
@@ -257,7 +258,8 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 		t.Errorf("list Created %v, inspect %v: want the same second", listed.Created, inspected.Created)
 	}
 	wantListed := want
-	wantListed.Restart, wantListed.Env, wantListed.Created, wantListed.Health = "", nil, listed.Created, ""
+	wantListed.Restart, wantListed.Command, wantListed.Env = "", nil, nil
+	wantListed.Created, wantListed.Health = listed.Created, ""
 	wantListed.IPAddress = listed.IPAddress
 	if !reflect.DeepEqual(listed, wantListed) {
 		t.Fatalf("list:\n%+v\nwant\n%+v", listed, wantListed)
@@ -380,11 +382,12 @@ func TestIntegrationWaitRunningFailsFastOnExit(t *testing.T) {
 	e := testEngine(t)
 	ctx := testContext(t)
 	pool := testPool(t, e)
-	id, err := e.CreateContainer(ctx, ContainerSpec{Pool: pool, Name: "crash", Image: testImage(), Command: []string{"exit1"}, MemoryBytes: 16 << 20})
+	// The test app exits 1 when it cannot listen on $PORT.
+	id, err := e.CreateContainer(ctx, ContainerSpec{Pool: pool, Name: "crash", Image: testImage(), Env: map[string]string{"PORT": "invalid"}, MemoryBytes: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.InspectContainer(ctx, id); err != nil || !reflect.DeepEqual(c.Command, []string{"exit1"}) || c.Restart != "no" {
+	if c, err := e.InspectContainer(ctx, id); err != nil || c.Command != nil || c.Restart != "no" {
 		t.Fatalf("inspect: %+v, %v", c, err)
 	}
 	if err := e.StartContainer(ctx, id); err != nil {
@@ -396,7 +399,7 @@ func TestIntegrationWaitRunningFailsFastOnExit(t *testing.T) {
 	if err == nil {
 		t.Fatal("WaitRunning succeeded for a container that exits 1")
 	}
-	for _, want := range []string{"engine node1: container " + pool + ".crash", "exited with code 1", "exiting with 1 as asked"} {
+	for _, want := range []string{"engine node1: container " + pool + ".crash", "exited with code 1", "last log lines:\nlisten tcp", "unknown port"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
@@ -413,7 +416,7 @@ func TestIntegrationWaitRunningFailsWhenUnhealthy(t *testing.T) {
 	pool := testPool(t, e)
 	id, err := e.CreateContainer(ctx, ContainerSpec{
 		Pool: pool, Name: "sick", Image: testImage(), MemoryBytes: 16 << 20,
-		Healthcheck: &Healthcheck{Test: []string{"CMD", "/app", "exit1"}, Interval: 100 * time.Millisecond, Timeout: time.Second, Retries: 1},
+		Healthcheck: &Healthcheck{Test: []string{"CMD", "/no-such-probe"}, Interval: 100 * time.Millisecond, Timeout: time.Second, Retries: 1},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +425,7 @@ func TestIntegrationWaitRunningFailsWhenUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = e.WaitRunning(ctx, id, true)
-	if err == nil || !strings.Contains(err.Error(), "is unhealthy; last check: exit code 1: exiting with 1 as asked") {
+	if err == nil || !strings.Contains(err.Error(), "is unhealthy; last check: exit code") || !strings.Contains(err.Error(), "no-such-probe") {
 		t.Fatalf("WaitRunning on an unhealthy container: %v", err)
 	}
 	// Without asking for health, running is enough.
