@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -21,21 +23,33 @@ import (
 // (internal/testenv): source /tmp/berth-engines/engines.env first.
 const endpointVariable = "BERTH_TEST_ENDPOINT_node1"
 
+// requireEnv returns the variable's value. When it is missing the test
+// fails under CI and is skipped, saying why, in local development only.
+func requireEnv(t *testing.T, name string) string {
+	t.Helper()
+	value := os.Getenv(name)
+	if value == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set: integration tests need the test engines (source /tmp/berth-engines/engines.env after internal/testenv/engines.sh up)", name)
+		}
+		t.Skipf("%s is not set: skipping engine integration test in local development only (CI fails instead)", name)
+	}
+	return value
+}
+
 func testEngine(t *testing.T) *Engine {
 	t.Helper()
-	endpoint := os.Getenv(endpointVariable)
-	if endpoint == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: integration tests need a Docker engine (start one with internal/testenv/engines.sh)", endpointVariable)
-		}
-		t.Skipf("%s is not set: skipping engine integration test in local development only (CI fails instead)", endpointVariable)
-	}
-	set, err := NewSet([]Config{{Name: "node1", Endpoint: endpoint}})
+	return engineAt(t, Config{Name: "node1", Endpoint: requireEnv(t, endpointVariable)})
+}
+
+func engineAt(t *testing.T, cfg Config) *Engine {
+	t.Helper()
+	set, err := NewSet([]Config{cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	e, _ := set.Get("node1")
+	e, _ := set.Get(cfg.Name)
 	return e
 }
 
@@ -93,6 +107,70 @@ func TestIntegrationInfo(t *testing.T) {
 		t.Fatalf("APIVersion %q is not a negotiated API version", info.APIVersion)
 	}
 	t.Logf("engine %s, API %s, %d CPUs, %d bytes", info.ServerVersion, info.APIVersion, info.NCPU, info.MemTotal)
+}
+
+func TestIntegrationInfoOverTLS(t *testing.T) {
+	endpoint := requireEnv(t, "BERTH_TEST_TLS_ENDPOINT")
+	read := func(variable string) string {
+		text, err := os.ReadFile(requireEnv(t, variable))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(text)
+	}
+	material := TLSConfig{CAPEM: read("BERTH_TEST_TLS_CA"), CertPEM: read("BERTH_TEST_TLS_CERT"), KeyPEM: read("BERTH_TEST_TLS_KEY")}
+	info, err := engineAt(t, Config{Name: "tls", Endpoint: endpoint, TLS: &material}).Info(testContext(t))
+	if err != nil || info.NCPU < 1 || info.APIVersion == "" {
+		t.Fatalf("Info over TLS: %+v, %v", info, err)
+	}
+
+	stranger := newTestPKI(t)
+	material.CAPEM = stranger.caPEM
+	_, err = engineAt(t, Config{Name: "tls", Endpoint: endpoint, TLS: &material}).Info(testContext(t))
+	if want := fmt.Sprintf("engine tls (%s) failed TLS verification: ", endpoint); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("engine certificate from an unknown CA: %v, want prefix %q", err, want)
+	}
+}
+
+// TestIntegrationOverSSH replaces ssh with a script that runs the remote
+// command (docker system dial-stdio) here, against the test engine: the
+// whole ssh path is exercised except ssh itself.
+func TestIntegrationOverSSH(t *testing.T) {
+	endpoint := requireEnv(t, endpointVariable)
+	if _, err := exec.LookPath("docker"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the docker CLI is needed to stand in for the remote end of ssh")
+		}
+		t.Skip("the docker CLI is not installed: skipping in local development only (CI fails instead)")
+	}
+	dir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nfor last; do :; done\nDOCKER_HOST=%s exec sh -c \"$last\"\n", endpoint)
+	if err := os.WriteFile(filepath.Join(dir, "ssh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	e := engineAt(t, Config{Name: "node3", Endpoint: "ssh://ops@node3.invalid"})
+	ctx := testContext(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 { // concurrent requests share the client, over several ssh pipes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if info, err := e.Info(ctx); err != nil || info.NCPU < 1 {
+				errs <- fmt.Errorf("Info over ssh: %+v, %v", info, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, err := e.ListContainers(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestIntegrationPoolRecords(t *testing.T) {
