@@ -547,3 +547,59 @@ func TestIntegrationEnsureImagePullFailuresAreBounded(t *testing.T) {
 		t.Fatalf("EnsureImage did not stop with its context: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestIntegrationParallelLifecycles drives one shared client the way
+// Terraform's parallel walk does: ten workers creating, starting, waiting
+// for and removing containers at once.
+func TestIntegrationParallelLifecycles(t *testing.T) {
+	e := testEngine(t)
+	ctx := testContext(t)
+	pool := testPool(t, e)
+	const workers, containers = 10, 30
+	names := make(chan string, containers)
+	for i := range containers {
+		names <- fmt.Sprintf("p-%d", i)
+	}
+	close(names)
+	errs := make(chan error, containers)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				id, err := e.CreateContainer(ctx, ContainerSpec{Pool: pool, Name: name, Image: testImage(), MilliCPU: 10, MemoryBytes: 16 << 20})
+				if err == nil {
+					err = e.StartContainer(ctx, id)
+				}
+				if err == nil {
+					err = e.WaitRunning(ctx, id, false)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	created := time.Since(start)
+	listed, err := e.ListContainers(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, c := range listed {
+		if c.Running {
+			running++
+		}
+	}
+	if running != containers {
+		t.Fatalf("%d of %d containers running", running, containers)
+	}
+	t.Logf("%d containers created, started and running with %d workers in %v", containers, workers, created)
+}
