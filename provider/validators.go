@@ -58,7 +58,7 @@ func (c stringCheck) ValidateString(_ context.Context, req validator.StringReque
 	}
 	if err := c.check(req.ConfigValue.ValueString()); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, c.summary,
-			fmt.Sprintf("%s. %s", err, c.hint))
+			fmt.Sprintf("Attribute %s: %s. %s", req.Path, err, c.hint))
 	}
 }
 
@@ -178,7 +178,7 @@ func (tlsOnlyWithTCP) ValidateObject(_ context.Context, req validator.ObjectRequ
 	}
 	if !strings.HasPrefix(endpoint.ValueString(), "tcp://") {
 		resp.Diagnostics.AddAttributeError(req.Path.AtName("tls"), "TLS needs a tcp:// endpoint",
-			fmt.Sprintf("Endpoint %q does not use TLS: remove tls, or use tcp://HOST:PORT for a TLS-enabled engine.", endpoint.ValueString()))
+			fmt.Sprintf("%s: endpoint %q does not use TLS: remove tls, or use tcp://HOST:PORT for a TLS-enabled engine.", req.Path, endpoint.ValueString()))
 	}
 }
 

@@ -1,0 +1,156 @@
+package provider
+
+import (
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+)
+
+func TestPoolRejectsBadInput(t *testing.T) {
+	cases := map[string]struct {
+		pool string
+		want string
+	}{
+		"unknown strategy": {
+			pool: `name = "dc1"
+  strategy = "roundrobin"
+  hosts = { node1 = {} }`,
+			want: `Attribute strategy value must be one of..."spread"..."binpack"..."random"`,
+		},
+		"memory lots": {
+			pool: `name = "dc1"
+  hosts = { node1 = { memory = "lots" } }`,
+			want: `Invalid memory size...hosts\["node1"\].memory..."lots" is not a memory size...64GiB`,
+		},
+		"bad name": {
+			pool: `name = "DC_1"
+  hosts = { node1 = {} }`,
+			want: `Attribute name must be 1-63 characters`,
+		},
+		"bad port range": {
+			pool: `name = "dc1"
+  hosts = { node1 = { port_range = "40000-30000" } }`,
+			want: `Invalid port range...out of order`,
+		},
+		"host not an engine": {
+			pool: `name = "dc1"
+  hosts = { node1 = {}, node9 = {} }`,
+			want: `Unknown engine...Host "node9" is not an engine of the provider block. Known engines: "node1", "node2", "node3"`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: newFakeEngines().factories(),
+				Steps: []resource.TestStep{{
+					Config:      providerBlock + "resource \"berth_pool\" \"dc1\" {\n  " + tc.pool + "\n}\n",
+					ExpectError: diagnostic(tc.want),
+				}},
+			})
+		})
+	}
+}
+
+func TestPoolPlanNamesUnreachableEngine(t *testing.T) {
+	engines := newFakeEngines()
+	engines.unreachable["node2"] = true
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: engines.factories(),
+		Steps: []resource.TestStep{{
+			Config: providerBlock + `
+resource "berth_pool" "dc1" {
+  name  = "dc1"
+  hosts = { node1 = {}, node2 = {} }
+}`,
+			PlanOnly:    true,
+			ExpectError: diagnostic(`Pool "dc1" cannot be set up...node2 \(unix:///run/berth-test/node2.sock\)`),
+		}},
+	})
+}
+
+func TestPoolLifecycle(t *testing.T) {
+	engines := newFakeEngines()
+	pool := func(node2 string) string {
+		return providerBlock + `
+resource "berth_pool" "dc1" {
+  name = "dc1"
+  hosts = {
+    node1 = { labels = { zone = "a" } }
+    node2 = ` + node2 + `
+  }
+}
+output "id" { value = berth_pool.dc1.id }
+`
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: engines.factories(),
+		Steps: []resource.TestStep{
+			{
+				Config: pool(`{ cpu = 2.5, memory = "4GiB", max_containers = 10 }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					// id is known at plan: containers can use it in the same plan.
+					plancheck.ExpectKnownOutputValue("id", knownvalue.StringExact("dc1")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("strategy"), knownvalue.StringExact("spread")),
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("port_range"), knownvalue.StringExact("30000-32767")),
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("discovered_cpus"), knownvalue.Int64Exact(4)),
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("discovered_memory"), knownvalue.Int64Exact(8<<30)),
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node1").AtMapKey("engine_version"), knownvalue.StringExact("28.5.2")),
+				},
+			},
+			{
+				// The same memory spelled differently is no change.
+				Config: pool(`{ cpu = 2.5, memory = "4096MiB", max_containers = 10 }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+			{
+				// Resizing and relabelling a host happen in place.
+				Config: pool(`{ labels = { zone = "b" }, memory = "8GiB" }`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("berth_pool.dc1", plancheck.ResourceActionUpdate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("cpu"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("memory"), knownvalue.StringExact("8GiB")),
+				},
+			},
+			{
+				ResourceName:      "berth_pool.dc1",
+				ImportState:       true,
+				ImportStateId:     "dc1",
+				ImportStateVerify: true,
+			},
+			{
+				// The record vanished from the engines: plan a re-create.
+				PreConfig:          engines.mutate(func(f *fakeEngines) { delete(f.pools, "dc1") }),
+				Config:             pool(`{ labels = { zone = "b" }, memory = "8GiB" }`),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+		},
+	})
+}
+
+func TestPoolImportRejectsBadID(t *testing.T) {
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: newFakeEngines().factories(),
+		Steps: []resource.TestStep{{
+			Config: providerBlock + `
+resource "berth_pool" "dc1" {
+  name  = "dc1"
+  hosts = { node1 = {} }
+}`,
+			ResourceName:  "berth_pool.dc1",
+			ImportState:   true,
+			ImportStateId: "Not A Pool",
+			ExpectError:   diagnostic(`Invalid import ID...terraform import berth_pool.dc1 dc1`),
+		}},
+	})
+}
