@@ -26,13 +26,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := serve(ctx, net.JoinHostPort("", port)); err != nil {
+	listener, err := net.Listen("tcp", net.JoinHostPort("", port))
+	if err == nil {
+		err = serve(ctx, listener)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func serve(ctx context.Context, addr string) error {
+// serve answers HTTP on listener until ctx ends.
+func serve(ctx context.Context, listener net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -41,9 +46,9 @@ func serve(ctx context.Context, addr string) error {
 		hostname, _ := os.Hostname()
 		fmt.Fprintf(w, "hostname=%s message=%s\n", hostname, os.Getenv("MESSAGE"))
 	})
-	server := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errs := make(chan error, 1)
-	go func() { errs <- server.ListenAndServe() }()
+	go func() { errs <- server.Serve(listener) }()
 	select {
 	case err := <-errs:
 		return err
@@ -58,6 +63,7 @@ func serve(ctx context.Context, addr string) error {
 	return nil
 }
 
+// probe checks the local server's /healthz.
 func probe(port string) error {
 	client := http.Client{Timeout: 3 * time.Second}
 	resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/healthz")

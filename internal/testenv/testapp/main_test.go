@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeAnswersAndStopsOnCancel(t *testing.T) {
+	t.Setenv("MESSAGE", "hello from the test")
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(listener.Addr().(*net.TCPAddr).Port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, listener) }()
+
+	resp, err := http.Get("http://127.0.0.1:" + port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "hostname=" + hostname + " message=hello from the test\n"; string(body) != want {
+		t.Errorf("GET / = %q, want %q", body, want)
+	}
+	if err := probe(port); err != nil {
+		t.Errorf("healthcheck of a running server: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serve after cancel: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("serve did not return within 3s of cancellation")
+	}
+	if err := probe(port); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("healthcheck of a stopped server = %v, want connection refused", err)
+	}
+}
