@@ -1,15 +1,204 @@
 package backend
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
 )
 
-// Embedded runs the scheduler core inside the provider process.
+// Embedded runs the scheduler core inside the provider process. One
+// provider process is one Terraform phase (plan or apply): its parallel
+// creates are made safe by the core's per-host reservations, and creates of
+// other processes by verifying against the engine after each create.
 type Embedded struct {
 	engines *engine.Set
+	reads   *snapshots
+	images  *imageCache
+
+	pools *onceMap[*poolState]
+
+	mu      sync.Mutex // guards planned; never held across I/O
+	planned map[string]PoolStatus
 }
+
+// poolState is one pool's scheduler, loaded once per process from the pool
+// record and the containers observed on its engines.
+type poolState struct {
+	sched *scheduler.Scheduler
+}
+
+var _ Backend = (*Embedded)(nil)
 
 // NewEmbedded returns the embedded backend over the provider block's engines.
 func NewEmbedded(engines *engine.Set) *Embedded {
-	return &Embedded{engines: engines}
+	return &Embedded{
+		engines: engines,
+		reads:   newSnapshots(engines),
+		images:  newImageCache(),
+		pools:   newOnceMap[*poolState](),
+		planned: map[string]PoolStatus{},
+	}
+}
+
+// pool returns the loaded pool, loading it on first use.
+func (b *Embedded) pool(ctx context.Context, name string) (*poolState, error) {
+	return b.pools.do(ctx, name, func() (*poolState, error) {
+		return b.loadPool(ctx, name)
+	})
+}
+
+// loadPool resolves the pool's spec (planned in this process, else the
+// newest record on the engines) and rebuilds its ledger from the engines.
+func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error) {
+	b.mu.Lock()
+	status, planned := b.planned[name]
+	b.mu.Unlock()
+	if !planned {
+		found, err := b.ReadPool(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if found == nil {
+			return nil, fmt.Errorf("pool %q not found on any engine of the provider block (%s): create it with a berth_pool resource, and reference it as berth_pool.NAME.id so it is created first",
+				name, strings.Join(b.engines.Names(), ", "))
+		}
+		status = *found
+	}
+	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
+	sched.SetHosts(schedulerHosts(status))
+	b.rebuild(ctx, name, status, sched)
+	return &poolState{sched: sched}, nil
+}
+
+// rebuild loads every container of the pool, as observed on its engines,
+// into the ledger as a bound reservation. A host that does not answer is
+// marked unhealthy, so placement avoids it and explanations say why.
+func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, sched *scheduler.Scheduler) {
+	var wg sync.WaitGroup
+	for host := range status.Spec.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			observed, err := b.observe(ctx, host, pool)
+			if err != nil {
+				sched.SetHealthy(host, false)
+				return
+			}
+			for _, c := range observed {
+				restore(sched, host, c)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// observe lists a host's containers of one pool with their real limits.
+// Labels record what was reserved at create; an in-place resize changes
+// only the limits, so each container is inspected.
+func (b *Embedded) observe(ctx context.Context, host, pool string) ([]engine.Container, error) {
+	eng, err := b.engines.Get(host)
+	if err != nil {
+		return nil, err
+	}
+	listed, err := eng.ListContainers(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	return inspectAll(ctx, eng, listed)
+}
+
+// inspectAll inspects containers with bounded concurrency; containers that
+// vanished in between are dropped.
+func inspectAll(ctx context.Context, eng *engine.Engine, listed []engine.Container) ([]engine.Container, error) {
+	const workers = 8
+	out := make([]*engine.Container, len(listed))
+	errs := make([]error, len(listed))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, c := range listed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = eng.InspectContainer(ctx, c.ID)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	containers := make([]engine.Container, 0, len(out))
+	for _, c := range out {
+		if c != nil {
+			containers = append(containers, *c)
+		}
+	}
+	return containers, nil
+}
+
+// restore puts an observed container into the ledger as Bound.
+func restore(sched *scheduler.Scheduler, host string, c engine.Container) {
+	ports := make([]scheduler.PortBinding, len(c.Ports))
+	for i, p := range c.Ports {
+		ports[i] = scheduler.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
+	}
+	// Restore accepts what the engine has even when it overcommits: reality
+	// wins, and such a host simply fits nothing new.
+	_, _ = sched.Restore(scheduler.Reservation{
+		ID:          c.ReservationID,
+		Key:         containerKey(c.Pool, c.Name),
+		Name:        c.Name,
+		Host:        host,
+		Resources:   scheduler.Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},
+		Ports:       ports,
+		SpreadGroup: c.SpreadGroup,
+		State:       scheduler.Bound,
+		ContainerID: c.ID,
+	})
+}
+
+// schedulerHosts turns a pool's spec and discovered capacity into hosts.
+func schedulerHosts(status PoolStatus) []scheduler.Host {
+	names := make([]string, 0, len(status.Spec.Hosts))
+	for name := range status.Spec.Hosts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	hosts := make([]scheduler.Host, 0, len(names))
+	for _, name := range names {
+		spec := status.Spec.Hosts[name]
+		capacity := effectiveCapacity(spec, status.Discovered[name])
+		hosts = append(hosts, scheduler.Host{
+			Name:          name,
+			Labels:        spec.Labels,
+			Capacity:      scheduler.Resources{MilliCPU: capacity.MilliCPU, MemoryBytes: capacity.MemoryBytes},
+			MaxContainers: spec.MaxContainers,
+			Ports:         scheduler.PortRange{Min: spec.PortMin, Max: spec.PortMax},
+			Healthy:       true,
+		})
+	}
+	return hosts
+}
+
+// effectiveCapacity is the configured capacity, or what the engine has.
+func effectiveCapacity(spec PoolHostSpec, info engine.Info) Resources {
+	capacity := Resources{MilliCPU: spec.MilliCPU, MemoryBytes: spec.MemoryBytes}
+	if capacity.MilliCPU == 0 {
+		capacity.MilliCPU = int64(info.NCPU) * 1000
+	}
+	if capacity.MemoryBytes == 0 {
+		capacity.MemoryBytes = info.MemTotal
+	}
+	return capacity
+}
+
+// containerKey is a container's idempotency key: its name within its pool.
+func containerKey(pool, name string) string {
+	return pool + "/" + name
 }

@@ -1,0 +1,395 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// maxPlacementAttempts bounds how often one create yields to a container of
+// another process (or a failing engine) and places again.
+const maxPlacementAttempts = 5
+
+// cleanupTimeout bounds removing a half-made container after the create's
+// own context has ended.
+const cleanupTimeout = 30 * time.Second
+
+// PlanContainer reserves tentatively under the container's key. Every create
+// planned by this process is counted once; when the apply process re-plans,
+// the same key returns the same reservation, which its create then uses.
+func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanResult, error) {
+	ps, err := b.pool(ctx, spec.Pool)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if res.State == scheduler.Bound {
+		return PlanResult{}, nameInUse(spec, res)
+	}
+	if spec.Host != "" {
+		return PlanResult{Host: res.Host}, nil
+	}
+	return PlanResult{}, nil
+}
+
+// PlanResize checks whether the container's host can take the new size.
+func (b *Embedded) PlanResize(ctx context.Context, current ContainerState, to Resources) (bool, string, error) {
+	ps, res, err := b.reservationOf(ctx, current.Ref)
+	if err != nil {
+		return false, "", err
+	}
+	if err := ps.sched.CheckResize(res.ID, scheduler.Resources(to)); err != nil {
+		return false, err.Error(), nil
+	}
+	return true, "", nil
+}
+
+// CreateContainer places, creates, verifies, starts and waits. Anything it
+// made is removed again when a later step fails.
+func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (ContainerState, error) {
+	ps, err := b.pool(ctx, spec.Pool)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	var hostErrs []string
+	for range maxPlacementAttempts {
+		res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+		if err != nil {
+			return ContainerState{}, withHostErrors(err, hostErrs)
+		}
+		if res.State == scheduler.Bound {
+			return ContainerState{}, nameInUse(spec, res)
+		}
+		id, err := b.createOn(ctx, ps, spec, res)
+		var lost *hostLostError
+		switch {
+		case errors.As(err, &lost):
+			// The engine failed; place elsewhere and say so if nothing fits.
+			ps.sched.SetHealthy(res.Host, false)
+			_ = ps.sched.Release(res.ID)
+			hostErrs = append(hostErrs, lost.Error())
+			continue
+		case err != nil:
+			_ = ps.sched.Release(res.ID)
+			return ContainerState{}, err
+		case id == "":
+			// Yielded to a container another process created first.
+			_ = ps.sched.Release(res.ID)
+			continue
+		}
+		state, err := b.start(ctx, ps, spec, res, id)
+		if err != nil {
+			b.discard(res.Host, id)
+			_ = ps.sched.Release(res.ID)
+			return ContainerState{}, err
+		}
+		return state, nil
+	}
+	return ContainerState{}, withHostErrors(fmt.Errorf("placing %s in pool %s: gave up after %d attempts lost to concurrent creates", spec.Name, spec.Pool, maxPlacementAttempts), hostErrs)
+}
+
+// createOn creates the container (not started) on the reserved host and
+// verifies the host against the engine. It returns "" with no error when
+// the container yielded and was removed.
+func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation) (string, error) {
+	eng, err := b.engines.Get(res.Host)
+	if err != nil {
+		return "", err
+	}
+	if err := b.images.ensure(ctx, eng, spec.Image, spec.RegistryAuth); err != nil {
+		return "", hostLost(eng, err)
+	}
+	defer b.reads.changed(res.Host)
+	id, err := eng.CreateContainer(ctx, engineSpec(spec, res))
+	if errors.Is(err, engine.ErrNameInUse) {
+		return "", fmt.Errorf("a container named %s already exists on %s (pool %s): import it with `terraform import <address> %s/%s`, or remove it",
+			spec.Pool+"."+spec.Name, res.Host, spec.Pool, spec.Pool, spec.Name)
+	}
+	if err != nil {
+		return "", hostLost(eng, err)
+	}
+	fits, err := b.verify(ctx, ps, eng, id, spec)
+	if err != nil {
+		b.discard(res.Host, id)
+		return "", hostLost(eng, err)
+	}
+	if !fits {
+		b.discard(res.Host, id)
+		return "", nil
+	}
+	return id, nil
+}
+
+// start binds the reservation, starts the container and waits for it.
+func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation, id string) (ContainerState, error) {
+	eng, err := b.engines.Get(res.Host)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if res, err = ps.sched.Bind(res.ID, id); err != nil {
+		return ContainerState{}, err
+	}
+	if err := eng.StartContainer(ctx, id); err != nil {
+		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", spec.Name, res.Host, err)
+	}
+	if err := eng.WaitRunning(ctx, id, spec.Healthcheck != nil); err != nil {
+		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", spec.Name, res.Host, err)
+	}
+	observed, err := eng.InspectContainer(ctx, id)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if observed == nil {
+		return ContainerState{}, fmt.Errorf("container %s vanished from %s right after it started", spec.Name, res.Host)
+	}
+	state := stateOf(res.Host, *observed)
+	state.ReservationID = res.ID
+	return state, nil
+}
+
+// discard removes a container this process made, even after ctx ended.
+func (b *Embedded) discard(host, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if eng, err := b.engines.Get(host); err == nil {
+		_ = eng.Remove(ctx, id)
+	}
+	b.reads.changed(host)
+}
+
+// ReadContainer observes a container from the engine's batched snapshot.
+func (b *Embedded) ReadContainer(ctx context.Context, ref ContainerRef) (*ContainerState, error) {
+	containers, err := b.reads.get(ctx, ref.Host)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s/%s on %s: %w", ref.Pool, ref.Name, ref.Host, err)
+	}
+	c, ok := containers[ref.ContainerID]
+	if !ok {
+		return nil, nil
+	}
+	if c.MilliCPU != ref.Resources.MilliCPU || c.MemoryBytes != ref.Resources.MemoryBytes {
+		// Resized in place since creation: the labels are stale, the limits are not.
+		eng, err := b.engines.Get(ref.Host)
+		if err != nil {
+			return nil, err
+		}
+		inspected, err := eng.InspectContainer(ctx, c.ID)
+		if err != nil || inspected == nil {
+			return nil, err
+		}
+		c.MilliCPU, c.MemoryBytes = inspected.MilliCPU, inspected.MemoryBytes
+	}
+	state := stateOf(ref.Host, c)
+	return &state, nil
+}
+
+// ResizeContainer resizes the reservation first (atomically, so two resizes
+// cannot both take the last capacity), then the container; a failed engine
+// update gives the capacity back.
+func (b *Embedded) ResizeContainer(ctx context.Context, current ContainerState, to Resources) (ContainerState, error) {
+	ps, res, err := b.reservationOf(ctx, current.Ref)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if _, err := ps.sched.Resize(res.ID, scheduler.Resources(to)); err != nil {
+		return ContainerState{}, err
+	}
+	eng, err := b.engines.Get(current.Ref.Host)
+	if err == nil {
+		err = eng.UpdateResources(ctx, current.Ref.ContainerID, to.MilliCPU, to.MemoryBytes)
+	}
+	b.reads.changed(current.Ref.Host)
+	if err != nil {
+		_, _ = ps.sched.Resize(res.ID, res.Resources)
+		return ContainerState{}, fmt.Errorf("resizing %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
+	}
+	current.Resources = to
+	return current, nil
+}
+
+// StartContainer starts a container that was stopped out of band.
+func (b *Embedded) StartContainer(ctx context.Context, current ContainerState, waitHealthy bool) (ContainerState, error) {
+	eng, err := b.engines.Get(current.Ref.Host)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	defer b.reads.changed(current.Ref.Host)
+	if err := eng.StartContainer(ctx, current.Ref.ContainerID); err != nil {
+		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
+	}
+	if err := eng.WaitRunning(ctx, current.Ref.ContainerID, waitHealthy); err != nil {
+		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
+	}
+	current.Running = true
+	return current, nil
+}
+
+// DeleteContainer stops and removes the container and releases its capacity.
+// It works from state alone: no pool lookup is needed.
+func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTimeout time.Duration) error {
+	eng, err := b.engines.Get(ref.Host)
+	if err != nil {
+		return err
+	}
+	defer b.reads.changed(ref.Host)
+	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil {
+		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
+	}
+	if ps, ok := b.pools.loaded(ref.Pool); ok {
+		if res, ok := ps.sched.Lookup(containerKey(ref.Pool, ref.Name)); ok {
+			_ = ps.sched.Release(res.ID)
+		}
+	}
+	return nil
+}
+
+// FindContainer looks a container up by pool and name, for import.
+func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*ContainerState, error) {
+	status, err := b.ReadPool(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	if status == nil {
+		return nil, fmt.Errorf("pool %q not found on any engine of the provider block", pool)
+	}
+	for _, host := range keys(status.Spec.Hosts) {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return nil, err
+		}
+		listed, err := eng.ListContainers(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range listed {
+			if c.Name != name {
+				continue
+			}
+			inspected, err := eng.InspectContainer(ctx, c.ID)
+			if err != nil || inspected == nil {
+				return nil, err
+			}
+			state := stateOf(host, *inspected)
+			state.Command, state.Env = inspected.Command, inspected.Env
+			return &state, nil
+		}
+	}
+	return nil, nil
+}
+
+// reservationOf finds the live reservation of an existing container.
+func (b *Embedded) reservationOf(ctx context.Context, ref ContainerRef) (*poolState, scheduler.Reservation, error) {
+	ps, err := b.pool(ctx, ref.Pool)
+	if err != nil {
+		return nil, scheduler.Reservation{}, err
+	}
+	res, ok := ps.sched.Lookup(containerKey(ref.Pool, ref.Name))
+	if !ok || res.ContainerID != ref.ContainerID {
+		return nil, scheduler.Reservation{}, fmt.Errorf("container %s/%s (%s) is not on %s any more; refresh and apply again", ref.Pool, ref.Name, shortID(ref.ContainerID), ref.Host)
+	}
+	return ps, res, nil
+}
+
+func schedulerRequest(spec ContainerSpec) scheduler.Request {
+	ports := make([]scheduler.PortRequest, len(spec.Ports))
+	for i, p := range spec.Ports {
+		ports[i] = scheduler.PortRequest(p)
+	}
+	return scheduler.Request{
+		Key:         containerKey(spec.Pool, spec.Name),
+		Name:        spec.Name,
+		Resources:   scheduler.Resources(spec.Resources),
+		Ports:       ports,
+		Constraints: spec.Constraints,
+		SpreadGroup: spec.SpreadGroup,
+		MaxPerHost:  spec.MaxPerHost,
+		Host:        spec.Host,
+	}
+}
+
+func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerSpec {
+	ports := make([]engine.PortBinding, len(res.Ports))
+	for i, p := range res.Ports {
+		ports[i] = engine.PortBinding(p)
+	}
+	return engine.ContainerSpec{
+		Pool:          spec.Pool,
+		Name:          spec.Name,
+		ReservationID: res.ID,
+		Image:         spec.Image,
+		Command:       spec.Command,
+		Env:           spec.Env,
+		MilliCPU:      res.Resources.MilliCPU,
+		MemoryBytes:   res.Resources.MemoryBytes,
+		Ports:         ports,
+		SpreadGroup:   spec.SpreadGroup,
+		MaxPerHost:    spec.MaxPerHost,
+		Constraints:   spec.Constraints,
+		Restart:       spec.Restart,
+		Healthcheck:   spec.Healthcheck,
+	}
+}
+
+func stateOf(host string, c engine.Container) ContainerState {
+	return ContainerState{
+		Ref: ContainerRef{
+			Pool: c.Pool, Name: c.Name, Host: host, ContainerID: c.ID,
+			Resources: Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},
+		},
+		ReservationID: c.ReservationID,
+		Image:         c.Image,
+		Resources:     Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},
+		Ports:         c.Ports,
+		SpreadGroup:   c.SpreadGroup,
+		MaxPerHost:    c.MaxPerHost,
+		Constraints:   c.Constraints,
+		Restart:       c.Restart,
+		IPAddress:     c.IPAddress,
+		Running:       c.Running,
+		Health:        c.Health,
+	}
+}
+
+func nameInUse(spec ContainerSpec, res scheduler.Reservation) error {
+	return fmt.Errorf("pool %s already has a container named %s (on %s, container %s): names are unique within a pool; choose another name or import it with `terraform import <address> %s/%s`",
+		spec.Pool, spec.Name, res.Host, shortID(res.ContainerID), spec.Pool, spec.Name)
+}
+
+// hostLostError marks an engine failure during a create: the create may
+// place elsewhere.
+type hostLostError struct {
+	host, endpoint string
+	err            error
+}
+
+func (e *hostLostError) Error() string {
+	return fmt.Sprintf("%s (%s): %v", e.host, e.endpoint, e.err)
+}
+
+func (e *hostLostError) Unwrap() error { return e.err }
+
+func hostLost(eng *engine.Engine, err error) error {
+	return &hostLostError{host: eng.Name(), endpoint: eng.Endpoint(), err: err}
+}
+
+func withHostErrors(err error, hostErrs []string) error {
+	if len(hostErrs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; hosts that failed during this create: %s", err, strings.Join(hostErrs, "; "))
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,310 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// PlanPool checks the members answer and remembers the planned spec for
+// containers planned next in this process.
+func (b *Embedded) PlanPool(ctx context.Context, spec PoolSpec) (PoolStatus, error) {
+	discovered, err := b.discover(ctx, spec)
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	status := PoolStatus{Spec: spec, Discovered: discovered}
+	b.mu.Lock()
+	b.planned[spec.Name] = status
+	b.mu.Unlock()
+	b.refreshLoaded(status)
+	return status, nil
+}
+
+// ApplyPool writes the pool's record onto each member and removes it from
+// engines that are no longer members, refusing while they hold containers.
+func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, error) {
+	discovered, err := b.discover(ctx, spec)
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	previous, err := b.ReadPool(ctx, spec.Name)
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	var removed []string
+	if previous != nil {
+		for host := range previous.Spec.Hosts {
+			if _, kept := spec.Hosts[host]; !kept {
+				removed = append(removed, host)
+			}
+		}
+	}
+	if err := b.refuseIfInUse(ctx, spec.Name, removed, "remove host(s) "+strings.Join(sorted(removed), ", ")+" from"); err != nil {
+		return PoolStatus{}, err
+	}
+
+	record := poolRecord(spec, discovered, time.Now().UnixNano())
+	err = forEachHost(keys(spec.Hosts), func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		return eng.WritePoolRecord(ctx, record)
+	})
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	err = forEachHost(removed, func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		return eng.DeletePoolRecord(ctx, spec.Name)
+	})
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	status := PoolStatus{Spec: spec, Discovered: discovered}
+	b.refreshLoaded(status)
+	return status, nil
+}
+
+// ReadPool resolves a pool from the records on the provider block's
+// engines: the newest revision wins. Engines that do not answer are passed
+// over unless none does. A member missing the record, or holding an older
+// one, is left out of the result so the plan shows it and apply rewrites it.
+func (b *Embedded) ReadPool(ctx context.Context, name string) (*PoolStatus, error) {
+	names := b.engines.Names()
+	records := make([]*engine.PoolRecord, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, host := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			eng, err := b.engines.Get(host)
+			if err == nil {
+				records[i], err = eng.ReadPoolRecord(ctx, name)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+
+	var newest *engine.PoolRecord
+	answered := 0
+	for i, rec := range records {
+		if errs[i] != nil {
+			continue
+		}
+		answered++
+		if rec != nil && (newest == nil || rec.Revision > newest.Revision) {
+			newest = rec
+		}
+	}
+	if answered == 0 && len(names) > 0 {
+		return nil, fmt.Errorf("reading pool %q: %w", name, errors.Join(errs...))
+	}
+	if newest == nil {
+		return nil, nil
+	}
+	status := statusFromRecord(*newest)
+	for i, host := range names {
+		if _, member := status.Spec.Hosts[host]; !member || errs[i] != nil {
+			continue
+		}
+		if records[i] == nil || records[i].Revision != newest.Revision {
+			delete(status.Spec.Hosts, host)
+			delete(status.Discovered, host)
+		}
+	}
+	return &status, nil
+}
+
+// DeletePool removes the pool's records, refusing while it has containers.
+func (b *Embedded) DeletePool(ctx context.Context, name string) error {
+	current, err := b.ReadPool(ctx, name)
+	if err != nil {
+		return err
+	}
+	if current == nil {
+		return nil
+	}
+	if err := b.refuseIfInUse(ctx, name, keys(current.Spec.Hosts), "delete"); err != nil {
+		return err
+	}
+	err = forEachHost(b.engines.Names(), func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		return eng.DeletePoolRecord(ctx, name)
+	})
+	b.pools.forget(name)
+	b.mu.Lock()
+	delete(b.planned, name)
+	b.mu.Unlock()
+	return err
+}
+
+// PoolUsage reports capacity and usage per host from a fresh look at the
+// engines, so it reflects other processes too.
+func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error) {
+	status, err := b.ReadPool(ctx, name)
+	if err != nil {
+		return PoolUsage{}, err
+	}
+	if status == nil {
+		return PoolUsage{}, fmt.Errorf("pool %q not found on any engine of the provider block (%s)", name, strings.Join(b.engines.Names(), ", "))
+	}
+	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
+	sched.SetHosts(schedulerHosts(*status))
+	b.rebuild(ctx, name, *status, sched)
+	usage := PoolUsage{Name: name, Strategy: status.Spec.Strategy}
+	for _, h := range sched.Usage() {
+		usage.Hosts = append(usage.Hosts, HostUsage{
+			Name:          h.Host.Name,
+			Labels:        h.Host.Labels,
+			Capacity:      Resources(h.Host.Capacity),
+			Reserved:      Resources(h.Reserved),
+			Free:          Resources(h.Free),
+			Containers:    h.Containers,
+			MaxContainers: h.Host.MaxContainers,
+			Healthy:       h.Host.Healthy,
+		})
+	}
+	return usage, nil
+}
+
+// discover asks every member engine what it has. Errors name host and
+// endpoint, all of them at once.
+func (b *Embedded) discover(ctx context.Context, spec PoolSpec) (map[string]engine.Info, error) {
+	var mu sync.Mutex
+	discovered := make(map[string]engine.Info, len(spec.Hosts))
+	err := forEachHost(keys(spec.Hosts), func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return fmt.Errorf("pool %q host %q: %w", spec.Name, host, err)
+		}
+		info, err := eng.Info(ctx)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		discovered[host] = info
+		mu.Unlock()
+		return nil
+	})
+	return discovered, err
+}
+
+// refuseIfInUse fails, listing them, when the hosts hold containers of the pool.
+func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []string, action string) error {
+	var mu sync.Mutex
+	var inUse []string
+	err := forEachHost(hosts, func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		listed, err := eng.ListContainers(ctx, pool)
+		if err != nil {
+			return fmt.Errorf("cannot check %s for containers of pool %q: %w", host, pool, err)
+		}
+		mu.Lock()
+		for _, c := range listed {
+			inUse = append(inUse, fmt.Sprintf("%s (on %s)", c.Name, host))
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(inUse) > 0 {
+		sort.Strings(inUse)
+		return fmt.Errorf("cannot %s pool %q: it still has %d container(s): %s; destroy or move them first",
+			action, pool, len(inUse), strings.Join(inUse, ", "))
+	}
+	return nil
+}
+
+// refreshLoaded applies a new spec to an already loaded pool.
+func (b *Embedded) refreshLoaded(status PoolStatus) {
+	if ps, ok := b.pools.loaded(status.Spec.Name); ok {
+		ps.sched.SetHosts(schedulerHosts(status))
+	}
+}
+
+func poolRecord(spec PoolSpec, discovered map[string]engine.Info, revision int64) engine.PoolRecord {
+	rec := engine.PoolRecord{Name: spec.Name, Strategy: spec.Strategy, Revision: revision, Hosts: map[string]engine.PoolRecordHost{}}
+	for name, h := range spec.Hosts {
+		rec.Hosts[name] = engine.PoolRecordHost{
+			Labels:        h.Labels,
+			MilliCPU:      h.MilliCPU,
+			MemoryBytes:   h.MemoryBytes,
+			MaxContainers: h.MaxContainers,
+			PortMin:       h.PortMin,
+			PortMax:       h.PortMax,
+			Discovered:    discovered[name],
+		}
+	}
+	return rec
+}
+
+func statusFromRecord(rec engine.PoolRecord) PoolStatus {
+	status := PoolStatus{
+		Spec:       PoolSpec{Name: rec.Name, Strategy: rec.Strategy, Hosts: map[string]PoolHostSpec{}},
+		Discovered: map[string]engine.Info{},
+	}
+	for name, h := range rec.Hosts {
+		status.Spec.Hosts[name] = PoolHostSpec{
+			Labels:        h.Labels,
+			MilliCPU:      h.MilliCPU,
+			MemoryBytes:   h.MemoryBytes,
+			MaxContainers: h.MaxContainers,
+			PortMin:       h.PortMin,
+			PortMax:       h.PortMax,
+		}
+		status.Discovered[name] = h.Discovered
+	}
+	return status
+}
+
+// forEachHost runs fn for every host in parallel and joins the errors.
+func forEachHost(hosts []string, fn func(host string) error) error {
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, host := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(host)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,127 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// verify makes embedded mode safe across processes. The container is
+// created but not started; the host's containers of the pool are listed and
+// replayed in engine creation order. If the host cannot hold everything
+// created before ours plus ours, ours is the later one and yields: the
+// caller removes it and places again. Every process applies the same rule
+// to the same engine-ordered list, so exactly the later containers yield.
+//
+// Containers this process does not know yet are inspected (exact
+// nanosecond creation time, real limits) and restored into the ledger, so
+// the next placement sees them.
+func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec) (bool, error) {
+	listed, err := eng.ListContainers(ctx, spec.Pool)
+	if err != nil {
+		return false, err
+	}
+	mine, err := eng.InspectContainer(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if mine == nil {
+		return false, fmt.Errorf("container %s vanished from %s right after its create", spec.Name, eng.Name())
+	}
+
+	// Exact times are needed only where the list's whole seconds cannot
+	// order a container against ours; unknown containers are inspected anyway.
+	var toInspect []engine.Container
+	var known []engine.Container
+	for _, c := range listed {
+		if c.ID == id {
+			continue
+		}
+		res, inLedger := ps.sched.Lookup(containerKey(c.Pool, c.Name))
+		sameSecond := c.Created.Unix() == mine.Created.Unix()
+		if !inLedger || res.ContainerID != c.ID || sameSecond {
+			toInspect = append(toInspect, c)
+			continue
+		}
+		c.MilliCPU, c.MemoryBytes = res.Resources.MilliCPU, res.Resources.MemoryBytes
+		known = append(known, c)
+	}
+	inspected, err := inspectAll(ctx, eng, toInspect)
+	if err != nil {
+		return false, err
+	}
+	others := append(known, inspected...)
+
+	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost)
+	if !fits {
+		for _, c := range inspected {
+			restore(ps.sched, eng.Name(), c)
+		}
+	}
+	return fits, nil
+}
+
+// fitsInOrder replays the containers created before mine and checks that
+// mine still fits on every dimension the scheduler reserves.
+func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Container, maxPerHost int) bool {
+	sort.Slice(others, func(i, j int) bool {
+		if !others[i].Created.Equal(others[j].Created) {
+			return others[i].Created.Before(others[j].Created)
+		}
+		return others[i].ID < others[j].ID
+	})
+	var used scheduler.Resources
+	count, groupCount := 0, 0
+	ports := map[string]bool{}
+	for _, c := range others {
+		if c.Created.After(mine.Created) || (c.Created.Equal(mine.Created) && c.ID > mine.ID) {
+			break
+		}
+		used.MilliCPU += c.MilliCPU
+		used.MemoryBytes += c.MemoryBytes
+		count++
+		if mine.SpreadGroup != "" && c.SpreadGroup == mine.SpreadGroup {
+			groupCount++
+		}
+		for _, p := range c.Ports {
+			ports[portKey(p)] = true
+		}
+	}
+	switch {
+	case used.MilliCPU+mine.MilliCPU > host.Capacity.MilliCPU:
+		return false
+	case used.MemoryBytes+mine.MemoryBytes > host.Capacity.MemoryBytes:
+		return false
+	case host.MaxContainers > 0 && count+1 > host.MaxContainers:
+		return false
+	case maxPerHost > 0 && mine.SpreadGroup != "" && groupCount+1 > maxPerHost:
+		return false
+	}
+	for _, p := range mine.Ports {
+		if ports[portKey(p)] {
+			return false
+		}
+	}
+	return true
+}
+
+func portKey(p engine.PortBinding) string {
+	proto := p.Protocol
+	if proto == "" {
+		proto = "tcp"
+	}
+	return fmt.Sprintf("%d/%s", p.External, proto)
+}
+
+// hostOf returns the scheduler's view of one host of the pool.
+func hostOf(ps *poolState, name string) scheduler.Host {
+	for _, h := range ps.sched.Usage() {
+		if h.Host.Name == name {
+			return h.Host
+		}
+	}
+	return scheduler.Host{Name: name}
+}
