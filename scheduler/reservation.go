@@ -111,11 +111,10 @@ func (s *Scheduler) Resize(id string, to Resources) (Reservation, error) {
 		if err := resizeFits(cur, &rec.res, to); err != nil {
 			return Reservation{}, err
 		}
-		next := cur.apply(change{resources: Resources{
-			MilliCPU:    to.MilliCPU - from.MilliCPU,
-			MemoryBytes: to.MemoryBytes - from.MemoryBytes,
-		}})
-		if rec.slot.state.CompareAndSwap(cur, next) {
+		next := *cur
+		next.used.MilliCPU += to.MilliCPU - from.MilliCPU
+		next.used.MemoryBytes += to.MemoryBytes - from.MemoryBytes
+		if rec.slot.state.CompareAndSwap(cur, &next) {
 			break
 		}
 	}
