@@ -166,14 +166,15 @@ start_node() {
   if ! containerd_pid "$node" >/dev/null; then
     rm -f "$n/containerd.sock"
     # setsid: the daemons must outlive this script and ignore the caller's
-    # Ctrl-C; no inherited stdout, or callers reading it would never see EOF.
-    setsid containerd --config "$n/containerd.toml" </dev/null >>"$n/containerd.log" 2>&1 &
+    # Ctrl-C; no inherited stdout, or callers reading it would never see EOF;
+    # no inherited lock (fd 9), or it would be held as long as they run.
+    setsid containerd --config "$n/containerd.toml" </dev/null >>"$n/containerd.log" 2>&1 9>&- &
     echo $! >"$n/containerd.pid"
   fi
   if ! pid=$(dockerd_pid "$node"); then
     local args
     mapfile -t args <"$n/dockerd.args"
-    setsid dockerd "${args[@]}" </dev/null >>"$n/dockerd.log" 2>&1 &
+    setsid dockerd "${args[@]}" </dev/null >>"$n/dockerd.log" 2>&1 9>&- &
     pid=$!
   fi
   wait_node "$node" "$pid"
@@ -189,10 +190,11 @@ wait_node() {
     if ! alive "$pid" || ((SECONDS >= deadline)); then
       local why="did not answer within ${start_timeout}s"
       alive "$pid" || why="exited"
-      log "$node: dockerd $why; last lines of $n/dockerd.log:"
-      tail -n 25 "$n/dockerd.log" >&2 || true
-      log "$node: last lines of $n/containerd.log:"
-      tail -n 10 "$n/containerd.log" >&2 || true
+      # One write, so that engines failing in parallel do not interleave.
+      printf '%s\n' "engines: $node: dockerd $why; last lines of $n/dockerd.log:" \
+        "$(tail -n 25 "$n/dockerd.log" 2>&1)" \
+        "engines: $node: last lines of $n/containerd.log:" \
+        "$(tail -n 5 "$n/containerd.log" 2>&1)" >&2
       die "$node: engine at $(socket_of "$node") $why"
     fi
     sleep 0.1
@@ -457,17 +459,27 @@ known_node() {
   grep -qxF -- "$1" "$dir/nodes" 2>/dev/null || die "no engine named '$1' in $dir (engines: $(recorded_nodes | paste -sd, -))"
 }
 
+# Commands that change engines take turns: two `up`s at once would otherwise
+# both set up the same directory. The lock is on this script, so it leaves
+# nothing behind.
+lock() {
+  exec 9<"$here/engines.sh"
+  flock 9
+}
+
 case ${1:-} in
-up) cmd_up ;;
-down) cmd_down ;;
+up) lock && cmd_up ;;
+down) lock && cmd_down ;;
 status) cmd_status ;;
 stop)
+  lock
   known_node "${2:-}"
   stop_node "$2"
   log "$2 stopped"
   ;;
 start)
   [[ $(id -u) == 0 ]] || die "needs root"
+  lock
   known_node "${2:-}"
   start_node "$2"
   log "$2 started"
