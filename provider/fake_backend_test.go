@@ -126,9 +126,11 @@ func (b *fakeBackend) capacity(pool, host string) backend.Resources {
 	return res
 }
 
-func (b *fakeBackend) reserved(pool, host string) (res backend.Resources, count int) {
+// reserved sums the containers on a host, except one named skip: a create
+// of an existing pool/name is its replacement, which frees the old one first.
+func (b *fakeBackend) reserved(pool, host, skip string) (res backend.Resources, count int) {
 	for _, c := range b.engines.containers {
-		if c.Ref.Pool == pool && c.Ref.Host == host {
+		if c.Ref.Pool == pool && c.Ref.Host == host && c.Ref.Name != skip {
 			res.MilliCPU += c.Resources.MilliCPU
 			res.MemoryBytes += c.Resources.MemoryBytes
 			count++
@@ -148,7 +150,7 @@ func (b *fakeBackend) place(spec backend.ContainerSpec) (string, error) {
 		if spec.Host != "" && host != spec.Host {
 			continue
 		}
-		used, count := b.reserved(spec.Pool, host)
+		used, count := b.reserved(spec.Pool, host, spec.Name)
 		capacity := b.capacity(spec.Pool, host)
 		if used.MilliCPU+spec.Resources.MilliCPU > capacity.MilliCPU || used.MemoryBytes+spec.Resources.MemoryBytes > capacity.MemoryBytes {
 			continue
@@ -176,7 +178,7 @@ func (b *fakeBackend) PlanContainer(_ context.Context, spec backend.ContainerSpe
 func (b *fakeBackend) PlanResize(_ context.Context, current backend.ContainerState, res backend.Resources) (bool, string, error) {
 	b.engines.mu.Lock()
 	defer b.engines.mu.Unlock()
-	used, _ := b.reserved(current.Ref.Pool, current.Ref.Host)
+	used, _ := b.reserved(current.Ref.Pool, current.Ref.Host, "")
 	capacity := b.capacity(current.Ref.Pool, current.Ref.Host)
 	if used.MemoryBytes-current.Resources.MemoryBytes+res.MemoryBytes > capacity.MemoryBytes {
 		return false, "not enough free memory", nil
@@ -288,7 +290,7 @@ func (b *fakeBackend) PoolUsage(_ context.Context, name string) (backend.PoolUsa
 	usage := backend.PoolUsage{Name: name, Strategy: pool.Strategy}
 	for _, host := range sortedKeys(pool.Hosts) {
 		capacity := b.capacity(name, host)
-		used, count := b.reserved(name, host)
+		used, count := b.reserved(name, host, "")
 		usage.Hosts = append(usage.Hosts, backend.HostUsage{
 			Name:          host,
 			Labels:        pool.Hosts[host].Labels,

@@ -100,7 +100,8 @@ func portRangeValidator() validator.String {
 func constraintValidator() validator.String {
 	return stringCheck{
 		summary: "Invalid constraint",
-		hint:    `Write "KEY OP VALUE", e.g. "zone != c" or "disk == ssd".`,
+		hint: `Write "LABEL == VALUE", "LABEL != VALUE", "LABEL in [A, B]", "LABEL not in [A, B]", ` +
+			`"LABEL" or "!LABEL", with a leading "~" for a preference, e.g. "zone != c".`,
 		check: func(s string) error {
 			_, err := scheduler.ParseConstraint(s)
 			return err

@@ -1,0 +1,84 @@
+package provider
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+)
+
+func portList(t *testing.T, ports ...[3]any) types.List {
+	t.Helper()
+	elems := make([]attr.Value, 0, len(ports))
+	for _, p := range ports {
+		protocol := types.StringNull()
+		if p[2] != nil {
+			protocol = types.StringValue(p[2].(string))
+		}
+		obj, diags := types.ObjectValue(portAttrTypes, map[string]attr.Value{
+			"internal": types.Int64Value(int64(p[0].(int))),
+			"external": types.Int64Value(int64(p[1].(int))),
+			"protocol": protocol,
+		})
+		if diags.HasError() {
+			t.Fatal(diags)
+		}
+		elems = append(elems, obj)
+	}
+	list, diags := types.ListValue(portObjectType, elems)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	return list
+}
+
+func TestUniqueExternalPorts(t *testing.T) {
+	cases := map[string]struct {
+		ports   types.List
+		wantErr bool
+	}{
+		"zeros repeat":         {portList(t, [3]any{80, 0, nil}, [3]any{81, 0, nil}), false},
+		"tcp and udp":          {portList(t, [3]any{53, 5353, "tcp"}, [3]any{53, 5353, "udp"}), false},
+		"default tcp conflict": {portList(t, [3]any{80, 8080, nil}, [3]any{81, 8080, "tcp"}), true},
+		"null list":            {types.ListNull(portObjectType), false},
+	}
+	for name, tc := range cases {
+		resp := &validator.ListResponse{}
+		uniqueExternalPorts{}.ValidateList(context.Background(), validator.ListRequest{Path: path.Root("ports"), ConfigValue: tc.ports}, resp)
+		if resp.Diagnostics.HasError() != tc.wantErr {
+			t.Errorf("%s: diagnostics %v, want error %v", name, resp.Diagnostics, tc.wantErr)
+		}
+	}
+}
+
+func TestStringChecks(t *testing.T) {
+	cases := []struct {
+		check validator.String
+		good  []string
+		bad   []string
+	}{
+		{memoryValidator(), []string{"256MiB", "1g"}, []string{"lots", "0"}},
+		{durationValidator(), []string{"10s", "1m30s", "0s"}, []string{"10", "-1s"}},
+		{portRangeValidator(), []string{"30000-32767", "80-80"}, []string{"80", "9-1"}},
+		{constraintValidator(), []string{"zone != c", "~disk == ssd", "gpu", "zone in [a, b]"}, []string{"zone <> a", "== a"}},
+	}
+	for _, tc := range cases {
+		for _, v := range append(tc.good, tc.bad...) {
+			resp := &validator.StringResponse{}
+			tc.check.ValidateString(context.Background(), validator.StringRequest{Path: path.Root("x"), ConfigValue: types.StringValue(v)}, resp)
+			wantErr := !slices.Contains(tc.good, v)
+			if resp.Diagnostics.HasError() != wantErr {
+				t.Errorf("%s(%q): diagnostics %v, want error %v", tc.check.Description(context.Background()), v, resp.Diagnostics, wantErr)
+			}
+		}
+		resp := &validator.StringResponse{}
+		tc.check.ValidateString(context.Background(), validator.StringRequest{ConfigValue: types.StringUnknown()}, resp)
+		if resp.Diagnostics.HasError() {
+			t.Errorf("unknown values must pass: %v", resp.Diagnostics)
+		}
+	}
+}
