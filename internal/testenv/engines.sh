@@ -389,10 +389,11 @@ fresh_up() {
   [[ $count =~ ^[1-9][0-9]*$ ]] || die "BERTH_ENGINES_COUNT must be a positive number, not '$count'"
   local terraform_path
   terraform_path=$(bash "$here/tools.sh")
-  if [[ -e $dir ]]; then
-    [[ -f $marker ]] || [[ -z $(ls -A "$dir") ]] || die "$dir exists and was not made by engines.sh"
+  if [[ -f $marker ]]; then
     log "removing the remains of an unfinished set-up in $dir"
     cmd_down
+  elif [[ -e $dir ]]; then
+    rmdir "$dir" 2>/dev/null || die "$dir exists and was not made by engines.sh"
   fi
   mkdir -p "$dir"
   touch "$marker"
