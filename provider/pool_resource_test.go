@@ -1,7 +1,11 @@
 package provider
 
 import (
+	"regexp"
 	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -151,6 +155,29 @@ resource "berth_pool" "dc1" {
 			ImportState:   true,
 			ImportStateId: "Not A Pool",
 			ExpectError:   diagnostic(`Invalid import ID...terraform import berth_pool.dc1 dc1`),
+		}},
+	})
+}
+
+// With the real embedded backend and no engine behind the endpoint, plan
+// fails and names the host and its endpoint.
+func TestPoolPlanWithEmbeddedBackendNamesUnreachableEngine(t *testing.T) {
+	socket := "unix://" + t.TempDir() + "/missing.sock"
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
+			"berth": providerserver.NewProtocol6WithError(New("test")()),
+		},
+		Steps: []resource.TestStep{{
+			Config: `
+provider "berth" {
+  engines = { lost = { endpoint = "` + socket + `" } }
+}
+resource "berth_pool" "dc1" {
+  name  = "dc1"
+  hosts = { lost = {} }
+}`,
+			PlanOnly:    true,
+			ExpectError: diagnostic(`Pool "dc1" cannot be set up...lost...` + regexp.QuoteMeta(socket)),
 		}},
 	})
 }
