@@ -34,6 +34,7 @@ type Constraint struct {
 	Op     Op
 	Values []string // one for == and !=, one or more for in / not in
 	globs  []bool   // globs[i]: Values[i] is a pattern
+	memoID int      // 1-based slot in each host's memo, when cached (0: none)
 }
 
 // ParseError is a constraint syntax error at a 1-based byte position.
@@ -341,10 +342,10 @@ func (cc *constraintCache) get(text string) (*Constraint, error) {
 	c, err := ParseConstraint(text)
 	e := &cachedConstraint{c: c, err: err}
 	if cc.size.Load() < constraintCacheLimit {
+		// An id is taken before publishing; a lost race wastes one.
+		e.c.memoID = int(cc.size.Add(1))
 		if v, loaded := cc.parsed.LoadOrStore(text, e); loaded {
 			e = v.(*cachedConstraint)
-		} else {
-			cc.size.Add(1)
 		}
 	}
 	return &e.c, e.err

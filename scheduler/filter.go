@@ -32,12 +32,13 @@ type filter struct {
 // compiledRequest is a validated request with its constraints parsed and
 // its ports sorted out, built once per placement.
 type compiledRequest struct {
-	req      *Request
+	req      Request
 	hard     []*Constraint
 	soft     []*Constraint
 	explicit []portKey // requested host ports (External != 0)
 	auto     [2]int    // ports to pick from the host's range: [tcp, udp]
-	ruleBuf  [8]*Constraint
+	hardBuf  [8]*Constraint
+	softBuf  [4]*Constraint
 	portBuf  [4]portKey
 }
 
@@ -50,7 +51,8 @@ func protocolIndex(k portKey) int {
 
 var protocolBases = [2]portKey{0, udpBit}
 
-// compile validates req and prepares it for the filters.
+// compile validates req and prepares it for the filters. The result comes
+// from a pool: hand it back with s.requests.Put when done.
 func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 	if err := validateResources(req.Resources); err != nil {
 		return nil, fmt.Errorf("request %s: %w", requestName(req), err)
@@ -61,11 +63,13 @@ func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 	if req.MaxPerHost > 0 && req.SpreadGroup == "" {
 		return nil, fmt.Errorf("request %s: max_per_host needs a spread group to count", requestName(req))
 	}
-	rq := &compiledRequest{req: req}
-	rq.hard = rq.ruleBuf[:0]
+	rq := s.requests.Get().(*compiledRequest)
+	*rq = compiledRequest{req: *req}
+	rq.hard, rq.soft = rq.hardBuf[:0], rq.softBuf[:0]
 	for _, text := range req.Constraints {
 		c, err := s.constraints.get(text)
 		if err != nil {
+			s.requests.Put(rq)
 			return nil, fmt.Errorf("request %s: %w", requestName(req), err)
 		}
 		if c.Soft {
@@ -77,6 +81,7 @@ func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 	rq.explicit = rq.portBuf[:0]
 	for _, p := range req.Ports {
 		if err := validatePort(p.Internal, p.External, p.Protocol, false); err != nil {
+			s.requests.Put(rq)
 			return nil, fmt.Errorf("request %s: %w", requestName(req), err)
 		}
 		if p.External == 0 {
@@ -86,6 +91,7 @@ func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 		k := makePortKey(p.Protocol, p.External)
 		for _, e := range rq.explicit {
 			if e == k {
+				s.requests.Put(rq)
 				return nil, fmt.Errorf("request %s: host port %s requested twice", requestName(req), formatPort(k))
 			}
 		}
@@ -132,7 +138,7 @@ func formatPort(k portKey) string {
 
 // Health: unhealthy hosts, and hosts removed from the pool, take nothing.
 func admitsHealthy(st *hostState, _ *compiledRequest) bool {
-	return st.host.Healthy && !st.retired
+	return st.healthy && !st.retired
 }
 
 func explainHealthy(st *hostState, _ *compiledRequest) string {
@@ -158,7 +164,7 @@ func admitsConstraints(st *hostState, rq *compiledRequest) bool {
 
 func firstBroken(st *hostState, rq *compiledRequest) *Constraint {
 	for _, c := range rq.hard {
-		if !c.Matches(st.host.Name, st.host.Labels) {
+		if !st.host.satisfies(c) {
 			return c
 		}
 	}

@@ -6,7 +6,7 @@ import (
 
 // stateOf builds a host state with some usage, for filter tests.
 func stateOf(h Host, used Resources, containers int, ports []portKey, groups ...groupCount) *hostState {
-	return &hostState{host: normalizeHost(h), used: used, containers: containers, ports: ports, groups: groups}
+	return &hostState{host: normalizeHost(h), healthy: h.Healthy, used: used, containers: containers, ports: ports, groups: groups}
 }
 
 func TestFilters(t *testing.T) {

@@ -16,8 +16,9 @@ type hostSlot struct {
 
 // hostState is one immutable version of a host's configuration and usage.
 type hostState struct {
-	host       *Host // normalized copy, shared by versions until the config changes
-	retired    bool  // removed from the pool: fits nothing, still accounts what is on it
+	host       *hostConfig // shared by versions until SetHosts changes it
+	healthy    bool
+	retired    bool // removed from the pool: fits nothing, still accounts what is on it
 	used       Resources
 	containers int
 	ports      []portKey // sorted; duplicates only when observed containers clash
@@ -56,10 +57,20 @@ func (t *hostTable) slot(name string) *hostSlot {
 	return nil
 }
 
+// hostConfig is a host as configured (immutable), with a memo of which
+// cached constraints it satisfies: labels only change with a new config,
+// so each rule is evaluated once per host instead of once per placement.
+type hostConfig struct {
+	Host
+	memo [memoRules]atomic.Uint32 // by Constraint.memoID: 0 unknown, 1 holds, 2 broken
+}
+
+const memoRules = 64
+
 // normalizeHost copies h so callers cannot change it under the scheduler,
 // and fills defaults.
-func normalizeHost(h Host) *Host {
-	n := h
+func normalizeHost(h Host) *hostConfig {
+	n := &hostConfig{Host: h}
 	n.Labels = make(map[string]string, len(h.Labels))
 	for k, v := range h.Labels {
 		n.Labels[k] = v
@@ -67,7 +78,28 @@ func normalizeHost(h Host) *Host {
 	if n.Ports == (PortRange{}) {
 		n.Ports = DefaultPortRange
 	}
-	return &n
+	return n
+}
+
+// satisfies evaluates c on the host, through the memo when c has a slot.
+func (cfg *hostConfig) satisfies(c *Constraint) bool {
+	if c.memoID <= 0 || c.memoID > memoRules {
+		return c.Matches(cfg.Name, cfg.Labels)
+	}
+	m := &cfg.memo[c.memoID-1]
+	switch m.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	ok := c.Matches(cfg.Name, cfg.Labels)
+	if ok {
+		m.Store(1)
+	} else {
+		m.Store(2)
+	}
+	return ok
 }
 
 func (st *hostState) groupCount(group string) int {
@@ -123,8 +155,11 @@ type change struct {
 // apply returns the next version of st with c applied. It checks nothing:
 // callers check fit first (or, restoring, accept reality).
 func (st *hostState) apply(c change) *hostState {
-	next := &hostState{
+	box := &hostStateBox{}
+	next := &box.st
+	*next = hostState{
 		host:       st.host,
+		healthy:    st.healthy,
 		retired:    st.retired,
 		containers: st.containers + c.sign,
 		used: Resources{
@@ -138,9 +173,16 @@ func (st *hostState) apply(c change) *hostState {
 		next.ports = applyPorts(st.ports, c.ports, c.sign)
 	}
 	if c.group != "" {
-		next.groups = applyGroup(st.groups, c.group, c.sign)
+		next.groups = applyGroup(box.groups[:0], st.groups, c.group, c.sign)
 	}
 	return next
+}
+
+// hostStateBox allocates a state together with room for a few spread
+// groups: one allocation per reservation instead of two.
+type hostStateBox struct {
+	st     hostState
+	groups [2]groupCount
 }
 
 func applyPorts(held, ports []portKey, sign int) []portKey {
@@ -159,8 +201,8 @@ func applyPorts(held, ports []portKey, sign int) []portKey {
 	return out
 }
 
-func applyGroup(groups []groupCount, group string, sign int) []groupCount {
-	out := make([]groupCount, 0, len(groups)+1)
+// applyGroup writes groups with group's count changed into out.
+func applyGroup(out, groups []groupCount, group string, sign int) []groupCount {
 	found := false
 	for _, g := range groups {
 		if g.group == group {
@@ -179,9 +221,9 @@ func applyGroup(groups []groupCount, group string, sign int) []groupCount {
 }
 
 // withHost returns st under a new configuration, usage kept.
-func (st *hostState) withHost(h *Host, retired bool) *hostState {
+func (st *hostState) withHost(h *hostConfig, healthy, retired bool) *hostState {
 	next := *st
-	next.host, next.retired = h, retired
+	next.host, next.healthy, next.retired = h, healthy, retired
 	return &next
 }
 

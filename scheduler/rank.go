@@ -55,7 +55,7 @@ func preferSoft(next ranker) ranker {
 func softMatches(st *hostState, rq *compiledRequest) int {
 	n := 0
 	for _, c := range rq.soft {
-		if c.Matches(st.host.Name, st.host.Labels) {
+		if st.host.satisfies(c) {
 			n++
 		}
 	}

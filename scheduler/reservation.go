@@ -292,7 +292,8 @@ func (s *Scheduler) Usage() []HostUsage {
 	out := make([]HostUsage, 0, len(tbl.list))
 	for _, slot := range tbl.list {
 		st := slot.state.Load()
-		h := *st.host
+		h := st.host.Host
+		h.Healthy = st.healthy
 		h.Labels = make(map[string]string, len(st.host.Labels))
 		for k, v := range st.host.Labels {
 			h.Labels[k] = v

@@ -49,6 +49,7 @@ type Scheduler struct {
 	keys        *recordIndex // live reservations (and in-flight claims) by key
 	ids         *recordIndex // live reservations by id
 	constraints constraintCache
+	requests    sync.Pool // *compiledRequest, reused across placements
 	idPrefix    string
 	idSeq       atomic.Uint64
 }
@@ -77,6 +78,7 @@ func New(cfg Config) *Scheduler {
 		keys:       newRecordIndex(),
 		ids:        newRecordIndex(),
 	}
+	s.requests.New = func() any { return new(compiledRequest) }
 	if s.clock == nil {
 		s.clock = wallClock{}
 	}
@@ -140,7 +142,7 @@ func (s *Scheduler) SetHosts(hosts []Host) {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	old := s.hosts.Load()
-	byName := make(map[string]*Host, len(hosts))
+	byName := make(map[string]*hostConfig, len(hosts))
 	for _, h := range hosts {
 		byName[h.Name] = normalizeHost(h)
 	}
@@ -153,9 +155,9 @@ func (s *Scheduler) SetHosts(hosts []Host) {
 		}
 		if slot == nil {
 			slot = &hostSlot{name: name}
-			slot.state.Store(&hostState{host: h})
+			slot.state.Store(&hostState{host: h, healthy: h.Healthy})
 		} else {
-			slot.update(func(st *hostState) *hostState { return st.withHost(h, false) })
+			slot.update(func(st *hostState) *hostState { return st.withHost(h, h.Healthy, false) })
 		}
 		slots = append(slots, slot)
 	}
@@ -164,7 +166,7 @@ func (s *Scheduler) SetHosts(hosts []Host) {
 		if _, kept := byName[slot.name]; kept {
 			continue
 		}
-		st := slot.update(func(st *hostState) *hostState { return st.withHost(st.host, true) })
+		st := slot.update(func(st *hostState) *hostState { return st.withHost(st.host, st.healthy, true) })
 		if st.containers > 0 {
 			s.retired[slot.name] = slot
 		}
@@ -179,11 +181,7 @@ func (s *Scheduler) SetHealthy(host string, healthy bool) {
 	if slot == nil {
 		return
 	}
-	slot.update(func(st *hostState) *hostState {
-		h := *st.host
-		h.Healthy = healthy
-		return st.withHost(&h, st.retired)
-	})
+	slot.update(func(st *hostState) *hostState { return st.withHost(st.host, healthy, st.retired) })
 }
 
 // slotFor finds a host in the pool, or among removed hosts that still
@@ -209,6 +207,7 @@ func (s *Scheduler) Reserve(ctx context.Context, req Request) (Reservation, erro
 	if err != nil {
 		return Reservation{}, err
 	}
+	defer s.requests.Put(rq)
 	if req.Host != "" && s.hosts.Load().slot(req.Host) == nil {
 		return Reservation{}, fmt.Errorf("request %s: pinned host %q: %w", requestName(&req), req.Host, ErrUnknownHost)
 	}
@@ -305,14 +304,14 @@ func (s *Scheduler) place(ctx context.Context, rec *record, rq *compiledRequest)
 			if fits {
 				continue // capacity came back while explaining
 			}
-			return &NoFitError{Request: requestName(rq.req), Needs: rq.req.Resources, Rejections: rejections}
+			return &NoFitError{Request: requestName(&rq.req), Needs: rq.req.Resources, Rejections: rejections}
 		}
 		ports, bindings := assignPorts(c.st, rq)
 		held := change{resources: rq.req.Resources, ports: ports, group: rq.req.SpreadGroup, sign: 1}
 		if !c.slot.state.CompareAndSwap(c.st, c.st.apply(held)) {
 			continue // the host changed: rank again on fresh states
 		}
-		req := rq.req
+		req := &rq.req
 		rec.slot, rec.held = c.slot, held
 		rec.res = Reservation{
 			Key:         req.Key,
