@@ -13,7 +13,11 @@ import (
 
 // maxPlacementAttempts bounds how often one create yields to a container of
 // another process (or a failing engine) and places again.
-const maxPlacementAttempts = 5
+const maxPlacementAttempts = 8
+
+// vanishWaits bounds how often a create that finds no room waits for
+// containers of other processes that are themselves yielding.
+const vanishWaits = 4
 
 // cleanupTimeout bounds removing a half-made container after the create's
 // own context has ended.
@@ -61,7 +65,7 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 	}
 	var hostErrs []string
 	for range maxPlacementAttempts {
-		res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+		res, err := b.reserve(ctx, ps, spec)
 		if err != nil {
 			return ContainerState{}, withHostErrors(err, hostErrs)
 		}
@@ -94,6 +98,28 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		return state, nil
 	}
 	return ContainerState{}, withHostErrors(fmt.Errorf("placing %s in pool %s: gave up after %d attempts lost to concurrent creates", spec.Name, spec.Pool, maxPlacementAttempts), hostErrs)
+}
+
+// reserve places the request. When nothing fits but containers of other
+// processes were counted, some of those may be yielding right now: wait
+// briefly for them to vanish and try again.
+func (b *Embedded) reserve(ctx context.Context, ps *poolState, spec ContainerSpec) (scheduler.Reservation, error) {
+	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+	var noFit *scheduler.NoFitError
+	for wait := 50 * time.Millisecond; errors.As(err, &noFit) && ps.hasForeign(); wait *= 2 {
+		if wait > 50*time.Millisecond<<vanishWaits {
+			break
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return scheduler.Reservation{}, ctx.Err()
+		}
+		if b.forgetVanished(ctx, ps, spec.Pool) {
+			res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+		}
+	}
+	return res, err
 }
 
 // createOn creates the container (not started) on the reserved host and

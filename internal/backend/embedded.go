@@ -31,6 +31,16 @@ type Embedded struct {
 // record and the containers observed on its engines.
 type poolState struct {
 	sched *scheduler.Scheduler
+
+	// Containers of other processes restored during verification, by
+	// reservation id. They may yield and vanish in turn, so they are
+	// checked again before a create gives up.
+	foreignMu sync.Mutex
+	foreign   map[string]foreignContainer
+}
+
+type foreignContainer struct {
+	host, containerID string
 }
 
 var _ Backend = (*Embedded)(nil)
@@ -73,7 +83,7 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(status))
 	b.rebuild(ctx, name, status, sched)
-	return &poolState{sched: sched}, nil
+	return &poolState{sched: sched, foreign: map[string]foreignContainer{}}, nil
 }
 
 // rebuild loads every container of the pool, as observed on its engines,
@@ -91,7 +101,7 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 				return
 			}
 			for _, c := range observed {
-				restore(sched, host, c)
+				_, _ = restore(sched, host, c)
 			}
 		}()
 	}
@@ -143,14 +153,14 @@ func inspectAll(ctx context.Context, eng *engine.Engine, listed []engine.Contain
 }
 
 // restore puts an observed container into the ledger as Bound.
-func restore(sched *scheduler.Scheduler, host string, c engine.Container) {
+func restore(sched *scheduler.Scheduler, host string, c engine.Container) (scheduler.Reservation, error) {
 	ports := make([]scheduler.PortBinding, len(c.Ports))
 	for i, p := range c.Ports {
 		ports[i] = scheduler.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
 	}
 	// Restore accepts what the engine has even when it overcommits: reality
 	// wins, and such a host simply fits nothing new.
-	_, _ = sched.Restore(scheduler.Reservation{
+	return sched.Restore(scheduler.Reservation{
 		ID:          c.ReservationID,
 		Key:         containerKey(c.Pool, c.Name),
 		Name:        c.Name,

@@ -58,10 +58,59 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost)
 	if !fits {
 		for _, c := range inspected {
-			restore(ps.sched, eng.Name(), c)
+			ps.restoreForeign(eng.Name(), c)
 		}
 	}
 	return fits, nil
+}
+
+// restoreForeign puts another process's container into the ledger and
+// remembers it, since it may yield and disappear in turn.
+func (ps *poolState) restoreForeign(host string, c engine.Container) {
+	res, err := restore(ps.sched, host, c)
+	if err != nil || res.ContainerID != c.ID {
+		return // unknown host, or the key is one of our own creates
+	}
+	ps.foreignMu.Lock()
+	ps.foreign[res.ID] = foreignContainer{host: host, containerID: c.ID}
+	ps.foreignMu.Unlock()
+}
+
+// forgetVanished releases restored foreign containers that are gone from
+// their engines. It reports whether any capacity came back.
+func (b *Embedded) forgetVanished(ctx context.Context, ps *poolState, pool string) bool {
+	ps.foreignMu.Lock()
+	byHost := map[string]map[string]string{} // host -> container id -> reservation id
+	for id, f := range ps.foreign {
+		if byHost[f.host] == nil {
+			byHost[f.host] = map[string]string{}
+		}
+		byHost[f.host][f.containerID] = id
+	}
+	ps.foreignMu.Unlock()
+
+	freed := false
+	for host, byContainer := range byHost {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			continue
+		}
+		listed, err := eng.ListContainers(ctx, pool)
+		if err != nil {
+			continue
+		}
+		for _, c := range listed {
+			delete(byContainer, c.ID)
+		}
+		for _, id := range byContainer {
+			_ = ps.sched.Release(id)
+			ps.foreignMu.Lock()
+			delete(ps.foreign, id)
+			ps.foreignMu.Unlock()
+			freed = true
+		}
+	}
+	return freed
 }
 
 // fitsInOrder replays the containers created before mine and checks that
@@ -124,4 +173,10 @@ func hostOf(ps *poolState, name string) scheduler.Host {
 		}
 	}
 	return scheduler.Host{Name: name}
+}
+
+func (ps *poolState) hasForeign() bool {
+	ps.foreignMu.Lock()
+	defer ps.foreignMu.Unlock()
+	return len(ps.foreign) > 0
 }
