@@ -1,0 +1,18 @@
+resource "berth_pool" "dc1" {
+  name     = "dc1"
+  strategy = "spread" # spread (default) | binpack | random
+  hosts = {           # keys: engines of the provider block
+    node1 = { labels = { zone = "a", disk = "ssd" } }
+    node2 = {
+      labels         = { zone = "b" }
+      cpu            = 16      # schedulable CPUs; default: the engine's NCPU
+      memory         = "64GiB" # schedulable memory; default: the engine's MemTotal
+      max_containers = 200
+      port_range     = "30000-32767" # host ports Berth picks for external = 0
+    }
+  }
+}
+
+output "discovered" {
+  value = { for name, h in berth_pool.dc1.hosts : name => "${h.discovered_cpus} CPUs, ${h.discovered_memory} bytes, Docker ${h.engine_version}" }
+}
