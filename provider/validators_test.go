@@ -11,17 +11,22 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
-func portList(t *testing.T, ports ...[3]any) types.List {
+type portArgs struct {
+	internal, external int64
+	protocol           string // "" for null
+}
+
+func portList(t *testing.T, ports ...portArgs) types.List {
 	t.Helper()
 	elems := make([]attr.Value, 0, len(ports))
 	for _, p := range ports {
 		protocol := types.StringNull()
-		if p[2] != nil {
-			protocol = types.StringValue(p[2].(string))
+		if p.protocol != "" {
+			protocol = types.StringValue(p.protocol)
 		}
 		obj, diags := types.ObjectValue(portAttrTypes, map[string]attr.Value{
-			"internal": types.Int64Value(int64(p[0].(int))),
-			"external": types.Int64Value(int64(p[1].(int))),
+			"internal": types.Int64Value(p.internal),
+			"external": types.Int64Value(p.external),
 			"protocol": protocol,
 		})
 		if diags.HasError() {
@@ -41,9 +46,9 @@ func TestUniqueExternalPorts(t *testing.T) {
 		ports   types.List
 		wantErr bool
 	}{
-		"zeros repeat":         {portList(t, [3]any{80, 0, nil}, [3]any{81, 0, nil}), false},
-		"tcp and udp":          {portList(t, [3]any{53, 5353, "tcp"}, [3]any{53, 5353, "udp"}), false},
-		"default tcp conflict": {portList(t, [3]any{80, 8080, nil}, [3]any{81, 8080, "tcp"}), true},
+		"zeros repeat":         {portList(t, portArgs{80, 0, ""}, portArgs{81, 0, ""}), false},
+		"tcp and udp":          {portList(t, portArgs{53, 5353, "tcp"}, portArgs{53, 5353, "udp"}), false},
+		"default tcp conflict": {portList(t, portArgs{80, 8080, ""}, portArgs{81, 8080, "tcp"}), true},
 		"null list":            {types.ListNull(portObjectType), false},
 	}
 	for name, tc := range cases {
