@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -147,14 +148,23 @@ func (s *Scheduler) SetHosts(hosts []Host) {
 		byName[h.Name] = normalizeHost(h)
 	}
 	slots := make([]*hostSlot, 0, len(byName))
-	for name, h := range byName {
+	// New slots share one array, so the placement walk reads them in order.
+	fresh := make([]hostSlot, len(byName))
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		h := byName[name]
 		slot := old.slot(name)
 		if slot == nil {
 			slot = s.retired[name]
 			delete(s.retired, name)
 		}
 		if slot == nil {
-			slot = &hostSlot{name: name}
+			slot, fresh = &fresh[0], fresh[1:]
+			slot.name = name
 			slot.state.Store(&hostState{host: h, healthy: h.Healthy})
 		} else {
 			slot.update(func(st *hostState) *hostState { return st.withHost(h, h.Healthy, false) })
