@@ -226,7 +226,7 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "Ports to publish on the host. Non-zero external ports must be unique per protocol.",
 				Optional:            true,
 				Validators:          []validator.List{uniqueExternalPorts{}},
-				PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
+				PlanModifiers:       []planmodifier.List{portsModifier{}},
 				NestedObject:        schema.NestedAttributeObject{Attributes: portAttributes(false)},
 			},
 			"constraints": schema.ListAttribute{
@@ -378,6 +378,49 @@ func pinnedElsewhere(_ context.Context, req planmodifier.StringRequest, resp *st
 	resp.RequiresReplace = isKnown(req.ConfigValue) && isKnown(req.StateValue) && !req.ConfigValue.Equal(req.StateValue)
 }
 
+// portsModifier replaces the container when its ports change. A configured
+// external = 0 means "any port", which the port already picked satisfies,
+// so an imported container (whose state records the picked port) plans no
+// change.
+type portsModifier struct{}
+
+func (portsModifier) Description(context.Context) string {
+	return "Changing ports replaces the container; external = 0 accepts the port already picked."
+}
+
+func (m portsModifier) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (portsModifier) PlanModifyList(ctx context.Context, req planmodifier.ListRequest, resp *planmodifier.ListResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() || req.PlanValue.Equal(req.StateValue) {
+		return // create, destroy or no change
+	}
+	if isKnown(req.PlanValue) && isKnown(req.StateValue) {
+		var planned, prior []portModel
+		diags := req.PlanValue.ElementsAs(ctx, &planned, false)
+		diags.Append(req.StateValue.ElementsAs(ctx, &prior, false)...)
+		if !diags.HasError() && portsSatisfiedBy(planned, prior) {
+			resp.PlanValue = req.StateValue
+			return
+		}
+	}
+	resp.RequiresReplace = true
+}
+
+// portsSatisfiedBy reports whether existing ports meet the wanted ones.
+func portsSatisfiedBy(want, have []portModel) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	for i, w := range want {
+		h := have[i]
+		if !w.Internal.Equal(h.Internal) || !w.Protocol.Equal(h.Protocol) ||
+			(!w.External.Equal(h.External) && w.External.ValueInt64() != 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *ContainerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	data, diags := providerDataFrom(req.ProviderData)
 	resp.Diagnostics.Append(diags...)
@@ -451,6 +494,8 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	// Only what an operation changes is taken from its result: every other
+	// computed value was planned from state and must come out the same.
 	current := state.current()
 	if want := plan.resources(); want != current.Resources {
 		resized, err := be.ResizeContainer(ctx, current, want)
@@ -458,7 +503,10 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 			resp.Diagnostics.AddError(fmt.Sprintf("Cannot resize container %s", state.ID.ValueString()), err.Error())
 			return
 		}
-		current = resized
+		current.Resources = resized.Resources
+		current.Ref.Resources = resized.Resources
+		plan.CPU = cpuValue(plan.CPU, resized.Resources.MilliCPU)
+		plan.Memory = memoryValue(plan.Memory, resized.Resources.MemoryBytes)
 	}
 	if plan.Running.ValueBool() && !state.Running.ValueBool() {
 		started, err := be.StartContainer(ctx, current, !plan.Healthcheck.IsNull())
@@ -466,9 +514,9 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 			resp.Diagnostics.AddError(fmt.Sprintf("Cannot start container %s", state.ID.ValueString()), err.Error())
 			return
 		}
-		current = started
+		plan.Running = types.BoolValue(started.Running)
+		plan.IPAddress = types.StringValue(started.IPAddress)
 	}
-	resp.Diagnostics.Append(plan.observe(ctx, current)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/berthsh/terraform-provider-berth/internal/backend"
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 )
 
 // poolConfig declares a pool of two hosts with 2 CPUs and 1GiB each.
@@ -187,9 +188,10 @@ resource "berth_container" "web" {
 				ImportState:       true,
 				ImportStateId:     "dc1/web-0",
 				ImportStateVerify: true,
-				// Import cannot tell a picked host port from a configured one.
+				// Import records the picked host port, not external = 0.
 				ImportStateVerifyIgnore: []string{"ports"},
 			},
+
 			{
 				// Removed out of band: the plan re-creates it.
 				PreConfig: engines.mutate(func(f *fakeEngines) { delete(f.containers, "dc1/web-0") }),
@@ -328,5 +330,51 @@ resource "berth_container" "web" {
 				return nil
 			},
 		}},
+	})
+}
+
+// A container made elsewhere (here: put straight onto the fake engines) is
+// imported, and the configuration that made it then plans no change, even
+// with external = 0 against the port that was picked.
+func TestContainerImportThenPlanIsEmpty(t *testing.T) {
+	engines := newFakeEngines()
+	config := poolConfig + `
+resource "berth_container" "web" {
+  pool   = berth_pool.dc1.id
+  name   = "web-0"
+  image  = "app:1"
+  memory = "0.25GiB"
+  ports  = [{ internal = 8080, external = 0 }]
+}`
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: engines.factories(),
+		Steps: []resource.TestStep{
+			{Config: poolConfig},
+			{
+				PreConfig: engines.mutate(func(f *fakeEngines) {
+					res := backend.Resources{MilliCPU: 250, MemoryBytes: 256 << 20}
+					f.containers["dc1/web-0"] = &backend.ContainerState{
+						Ref:           backend.ContainerRef{Pool: "dc1", Name: "web-0", Host: "node2", ContainerID: "made-elsewhere", Resources: res},
+						ReservationID: "r-elsewhere",
+						Image:         "app:1",
+						Resources:     res,
+						Ports:         []engine.PortBinding{{Internal: 8080, External: 31234, Protocol: "tcp"}},
+						Restart:       "unless-stopped",
+						Running:       true,
+					}
+				}),
+				Config:             config,
+				ResourceName:       "berth_container.web",
+				ImportState:        true,
+				ImportStateId:      "dc1/web-0",
+				ImportStatePersist: true,
+			},
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+		},
 	})
 }

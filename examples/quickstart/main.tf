@@ -37,13 +37,16 @@ provider "berth" {
   }
 }
 
+# Each host gets its own port_range because the demo's engines all run on
+# one machine and publish on the same 127.0.0.1; engines on separate
+# machines can share the default range.
 resource "berth_pool" "demo" {
   name     = "demo"
   strategy = "spread"
   hosts = {
-    node1 = { labels = { zone = "a" }, cpu = 2, memory = "2GiB" }
-    node2 = { labels = { zone = "b" }, cpu = 2, memory = "2GiB" }
-    node3 = { labels = { zone = "c", disk = "ssd" }, cpu = 2, memory = "2GiB" }
+    node1 = { labels = { zone = "a" }, cpu = 4, memory = "2GiB", port_range = "30000-30999" }
+    node2 = { labels = { zone = "b" }, cpu = 4, memory = "2GiB", port_range = "31000-31999" }
+    node3 = { labels = { zone = "c", disk = "ssd" }, cpu = 4, memory = "2GiB", port_range = "32000-32767" }
   }
 }
 
