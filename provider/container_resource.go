@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -619,19 +620,71 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	}
 	switch {
 	case state == nil:
-		r.planCreate(ctx, be, plan, resp)
-	case plan.resources() != state.resources() && !plan.replacesExisting(*state):
+		r.planCreate(ctx, be, plan, req, resp)
+	case plan.replacesExisting(*state):
+		resp.Diagnostics.Append(markReplacement(ctx, resp, *state)...)
+	case plan.resources() != state.resources():
 		r.planResize(ctx, be, plan, *state, resp)
 	}
 }
 
-func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, plan ContainerResourceModel, resp *resource.ModifyPlanResponse) {
+// ReplacementPlanner is an optional extension of backend.Backend.
+// PlanReplacement checks a create that replaces an existing container,
+// which Terraform destroys first: the old container's name and capacity do
+// not count against the new one. Backends without it get PlanContainer.
+type ReplacementPlanner interface {
+	PlanReplacement(ctx context.Context, old backend.ContainerRef, spec backend.ContainerSpec) (backend.PlanResult, error)
+}
+
+// replacesKey is the private-state key through which the plan of a
+// replacement's destroy half tells its create half (which Terraform plans
+// with no prior state) which container it replaces.
+const replacesKey = "replaces"
+
+func markReplacement(ctx context.Context, resp *resource.ModifyPlanResponse, state ContainerResourceModel) diag.Diagnostics {
+	ref, err := json.Marshal(state.ref())
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.AddError("Cannot record the replaced container", err.Error())
+		return diags
+	}
+	return resp.Private.SetKey(ctx, replacesKey, ref)
+}
+
+// replacedContainer reads what markReplacement recorded; ok is false for a
+// plain create.
+func replacedContainer(ctx context.Context, req resource.ModifyPlanRequest) (ref backend.ContainerRef, ok bool, diags diag.Diagnostics) {
+	if req.Private == nil {
+		return ref, false, diags
+	}
+	raw, diags := req.Private.GetKey(ctx, replacesKey)
+	if len(raw) == 0 || diags.HasError() {
+		return ref, false, diags
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		diags.AddError("Cannot read the replaced container", err.Error())
+		return ref, false, diags
+	}
+	return ref, true, diags
+}
+
+func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, plan ContainerResourceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	spec, diags := plan.spec(ctx)
+	resp.Diagnostics.Append(diags...)
+	old, replacing, diags := replacedContainer(ctx, req)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	result, err := be.PlanContainer(ctx, spec)
+	// The marker has served its purpose; keep it out of the new state.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, replacesKey, nil)...)
+	var result backend.PlanResult
+	var err error
+	if planner, ok := be.(ReplacementPlanner); ok && replacing {
+		result, err = planner.PlanReplacement(ctx, old, spec)
+	} else {
+		result, err = be.PlanContainer(ctx, spec)
+	}
 	if err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Container %s does not fit", plan.ID.ValueString()), err.Error())
 		return
@@ -658,6 +711,7 @@ func (r *ContainerResource) planResize(ctx context.Context, be backend.Backend, 
 			resp.RequiresReplace.Append(path.Root(p.name))
 		}
 	}
+	resp.Diagnostics.Append(markReplacement(ctx, resp, state)...)
 	resp.Diagnostics.AddWarning(fmt.Sprintf("Container %s will be replaced to resize it", state.ID.ValueString()),
 		fmt.Sprintf("The new size does not fit on host %q: %s. The container will be re-created where it fits.",
 			state.Host.ValueString(), reason))

@@ -56,7 +56,10 @@ type fakeBackend struct {
 	endpoints map[string]string
 }
 
-var _ backend.Backend = (*fakeBackend)(nil)
+var (
+	_ backend.Backend    = (*fakeBackend)(nil)
+	_ ReplacementPlanner = (*fakeBackend)(nil)
+)
 
 func (b *fakeBackend) check(spec backend.PoolSpec) error {
 	for _, host := range sortedKeys(spec.Hosts) {
@@ -165,9 +168,27 @@ func (b *fakeBackend) place(spec backend.ContainerSpec) (string, error) {
 	return best, nil
 }
 
+// PlanContainer refuses a name in use, as the embedded backend does: a
+// replacement must come through PlanReplacement.
 func (b *fakeBackend) PlanContainer(_ context.Context, spec backend.ContainerSpec) (backend.PlanResult, error) {
 	b.engines.mu.Lock()
 	defer b.engines.mu.Unlock()
+	if c, ok := b.engines.containers[spec.Pool+"/"+spec.Name]; ok {
+		return backend.PlanResult{}, fmt.Errorf("pool %s already has a container named %s (on %s)", spec.Pool, spec.Name, c.Ref.Host)
+	}
+	return b.planCreate(spec)
+}
+
+func (b *fakeBackend) PlanReplacement(_ context.Context, old backend.ContainerRef, spec backend.ContainerSpec) (backend.PlanResult, error) {
+	b.engines.mu.Lock()
+	defer b.engines.mu.Unlock()
+	if c, ok := b.engines.containers[spec.Pool+"/"+spec.Name]; ok && c.Ref.ContainerID != old.ContainerID {
+		return backend.PlanResult{}, fmt.Errorf("replacing %s, but the container there is %s", old.ContainerID, c.Ref.ContainerID)
+	}
+	return b.planCreate(spec)
+}
+
+func (b *fakeBackend) planCreate(spec backend.ContainerSpec) (backend.PlanResult, error) {
 	if _, ok := b.engines.pools[spec.Pool]; !ok {
 		return backend.PlanResult{}, nil // planned together with its pool
 	}
