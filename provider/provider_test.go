@@ -6,6 +6,9 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 )
 
 // providerBlock is a provider block with three engines, shared by the
@@ -87,6 +90,36 @@ resource "berth_pool" "p" {
   hosts = { node1 = {} }
 }
 `,
+		}},
+	})
+}
+
+// Engines known only at apply: plan skips the checks that need them, and
+// apply configures the backend with the real values.
+func TestProviderWithEnginesKnownOnlyAtApply(t *testing.T) {
+	engines := newFakeEngines()
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: engines.factories(),
+		Steps: []resource.TestStep{{
+			Config: `
+resource "terraform_data" "endpoint" {
+  input = "unix:///run/berth-test/late.sock"
+}
+provider "berth" {
+  engines = { late = { endpoint = terraform_data.endpoint.output } }
+}
+resource "berth_pool" "p" {
+  name  = "p"
+  hosts = { late = {} }
+}
+resource "berth_container" "c" {
+  pool  = berth_pool.p.id
+  name  = "c"
+  image = "app:1"
+}`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("berth_container.c", tfjsonpath.New("host"), knownvalue.StringExact("late")),
+			},
 		}},
 	})
 }

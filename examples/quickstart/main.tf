@@ -79,7 +79,7 @@ resource "berth_container" "worker" {
   env          = { MESSAGE = "worker-${count.index}" }
   cpu          = 0.5
   memory       = "128MiB"
-  constraints  = ["zone != a", "~disk == ssd"]
+  constraints  = ["zone != a"]
   spread_group = "worker"
 }
 
