@@ -628,14 +628,6 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	}
 }
 
-// ReplacementPlanner is an optional extension of backend.Backend.
-// PlanReplacement checks a create that replaces an existing container,
-// which Terraform destroys first: the old container's name and capacity do
-// not count against the new one. Backends without it get PlanContainer.
-type ReplacementPlanner interface {
-	PlanReplacement(ctx context.Context, old backend.ContainerRef, spec backend.ContainerSpec) (backend.PlanResult, error)
-}
-
 // replacesKey is the private-state key through which the plan of a
 // replacement's destroy half tells its create half (which Terraform plans
 // with no prior state) which container it replaces.
@@ -680,8 +672,8 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, replacesKey, nil)...)
 	var result backend.PlanResult
 	var err error
-	if planner, ok := be.(ReplacementPlanner); ok && replacing {
-		result, err = planner.PlanReplacement(ctx, old, spec)
+	if replacing {
+		result, err = be.PlanReplacement(ctx, old, spec)
 	} else {
 		result, err = be.PlanContainer(ctx, spec)
 	}
@@ -911,9 +903,39 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 	if c.MaxPerHost > 0 {
 		m.MaxPerHost = types.Int64Value(int64(c.MaxPerHost))
 	}
+	if c.Healthcheck != nil {
+		var d diag.Diagnostics
+		m.Healthcheck, d = healthcheckValue(ctx, *c.Healthcheck)
+		diags.Append(d...)
+	}
 	diags.Append(m.observe(ctx, c)...)
 	if len(c.Ports) > 0 {
 		m.Ports = m.PublishedPorts
 	}
 	return m, diags
+}
+
+// healthcheckValue renders an observed healthcheck the way it is written
+// in configuration; unset durations and retries stay null.
+func healthcheckValue(ctx context.Context, hc engine.Healthcheck) (types.Object, diag.Diagnostics) {
+	duration := func(d time.Duration) types.String {
+		if d == 0 {
+			return types.StringNull()
+		}
+		return types.StringValue(d.String())
+	}
+	test, diags := types.ListValueFrom(ctx, types.StringType, hc.Test)
+	model := healthcheckModel{
+		Test:        test,
+		Interval:    duration(hc.Interval),
+		Timeout:     duration(hc.Timeout),
+		StartPeriod: duration(hc.StartPeriod),
+		Retries:     types.Int64Null(),
+	}
+	if hc.Retries > 0 {
+		model.Retries = types.Int64Value(int64(hc.Retries))
+	}
+	value, d := types.ObjectValueFrom(ctx, healthcheckTypes, model)
+	diags.Append(d...)
+	return value, diags
 }

@@ -56,10 +56,7 @@ type fakeBackend struct {
 	endpoints map[string]string
 }
 
-var (
-	_ backend.Backend    = (*fakeBackend)(nil)
-	_ ReplacementPlanner = (*fakeBackend)(nil)
-)
+var _ backend.Backend = (*fakeBackend)(nil)
 
 func (b *fakeBackend) check(spec backend.PoolSpec) error {
 	for _, host := range sortedKeys(spec.Hosts) {

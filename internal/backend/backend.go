@@ -30,6 +30,10 @@ type Backend interface {
 	// every other create planned by this process once. It returns the host
 	// only when pinned; otherwise the host is chosen at apply.
 	PlanContainer(ctx context.Context, spec ContainerSpec) (PlanResult, error)
+	// PlanReplacement is PlanContainer for the create half of a replacement:
+	// the old container's name and capacity are given back first, since
+	// its destroy runs before the create.
+	PlanReplacement(ctx context.Context, old ContainerRef, spec ContainerSpec) (PlanResult, error)
 	// PlanResize checks whether a container can be resized in place.
 	PlanResize(ctx context.Context, current ContainerState, res Resources) (bool, string, error)
 	// CreateContainer places, creates, verifies, starts and waits.
@@ -148,8 +152,9 @@ type ContainerState struct {
 	MaxPerHost    int
 	Constraints   []string
 	Restart       string
-	Command       []string          // set by FindContainer (import); nil otherwise
-	Env           map[string]string // set by FindContainer (import); nil otherwise
+	Command       []string            // set by FindContainer (import); nil otherwise
+	Env           map[string]string   // set by FindContainer (import); nil otherwise
+	Healthcheck   *engine.Healthcheck // set by FindContainer (import); nil otherwise
 	IPAddress     string
 	Running       bool
 	Health        string

@@ -44,6 +44,21 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 	return PlanResult{}, nil
 }
 
+// PlanReplacement gives back the old container's reservation in this
+// process's ledger, then plans the new one like any create.
+func (b *Embedded) PlanReplacement(ctx context.Context, old ContainerRef, spec ContainerSpec) (PlanResult, error) {
+	ps, err := b.pool(ctx, old.Pool)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	if res, ok := ps.sched.Lookup(containerKey(old.Pool, old.Name)); ok && res.ContainerID == old.ContainerID {
+		if err := ps.sched.Release(res.ID); err != nil {
+			return PlanResult{}, err
+		}
+	}
+	return b.PlanContainer(ctx, spec)
+}
+
 // PlanResize checks whether the container's host can take the new size.
 func (b *Embedded) PlanResize(ctx context.Context, current ContainerState, to Resources) (bool, string, error) {
 	ps, res, err := b.reservationOf(ctx, current.Ref)
@@ -304,7 +319,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 				return nil, err
 			}
 			state := stateOf(host, *inspected)
-			state.Command, state.Env = inspected.Command, inspected.Env
+			state.Command, state.Env, state.Healthcheck = inspected.Command, inspected.Env, inspected.Healthcheck
 			return &state, nil
 		}
 	}

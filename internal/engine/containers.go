@@ -128,6 +128,9 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	if resp.State.Health != nil {
 		c.Health = resp.State.Health.Status
 	}
+	if hc := resp.Config.Healthcheck; hc != nil && len(hc.Test) > 0 {
+		c.Healthcheck = &Healthcheck{Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout, Retries: hc.Retries, StartPeriod: hc.StartPeriod}
+	}
 	if resp.NetworkSettings != nil {
 		c.IPAddress = firstIPAddress(resp.NetworkSettings.Networks)
 	}

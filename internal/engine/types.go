@@ -81,6 +81,7 @@ type Container struct {
 	MaxPerHost    int
 	Constraints   []string
 	Restart       string            // from inspect only
+	Healthcheck   *Healthcheck      // from inspect only
 	Command       []string          // from inspect only
 	Env           map[string]string // from inspect only
 	Created       time.Time
