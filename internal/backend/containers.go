@@ -302,11 +302,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 		return nil, fmt.Errorf("pool %q not found on any engine of the provider block", pool)
 	}
 	for _, host := range keys(status.Spec.Hosts) {
-		eng, err := b.engines.Get(host)
-		if err != nil {
-			return nil, err
-		}
-		listed, err := eng.ListContainers(ctx, pool)
+		eng, listed, err := b.list(ctx, host, pool)
 		if err != nil {
 			return nil, err
 		}

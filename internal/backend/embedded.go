@@ -112,15 +112,21 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 // Labels record what was reserved at create; an in-place resize changes
 // only the limits, so each container is inspected.
 func (b *Embedded) observe(ctx context.Context, host, pool string) ([]engine.Container, error) {
-	eng, err := b.engines.Get(host)
-	if err != nil {
-		return nil, err
-	}
-	listed, err := eng.ListContainers(ctx, pool)
+	eng, listed, err := b.list(ctx, host, pool)
 	if err != nil {
 		return nil, err
 	}
 	return inspectAll(ctx, eng, listed)
+}
+
+// list returns a host's engine and its containers of one pool (labels only).
+func (b *Embedded) list(ctx context.Context, host, pool string) (*engine.Engine, []engine.Container, error) {
+	eng, err := b.engines.Get(host)
+	if err != nil {
+		return nil, nil, err
+	}
+	listed, err := eng.ListContainers(ctx, pool)
+	return eng, listed, err
 }
 
 // inspectAll inspects containers with bounded concurrency; containers that

@@ -83,45 +83,47 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 // one, is left out of the result so the plan shows it and apply rewrites it.
 func (b *Embedded) ReadPool(ctx context.Context, name string) (*PoolStatus, error) {
 	names := b.engines.Names()
-	records := make([]*engine.PoolRecord, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, host := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			eng, err := b.engines.Get(host)
-			if err == nil {
-				records[i], err = eng.ReadPoolRecord(ctx, name)
-			}
-			errs[i] = err
-		}()
+	records := make(map[string]*engine.PoolRecord, len(names))
+	var mu sync.Mutex
+	readErr := forEachHost(names, func(host string) error {
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		rec, err := eng.ReadPoolRecord(ctx, name)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		records[host] = rec
+		mu.Unlock()
+		return nil
+	})
+	answered := map[string]bool{}
+	for _, host := range names {
+		if _, ok := records[host]; ok {
+			answered[host] = true
+		}
 	}
-	wg.Wait()
 
 	var newest *engine.PoolRecord
-	answered := 0
-	for i, rec := range records {
-		if errs[i] != nil {
-			continue
-		}
-		answered++
+	for _, rec := range records {
 		if rec != nil && (newest == nil || rec.Revision > newest.Revision) {
 			newest = rec
 		}
 	}
-	if answered == 0 && len(names) > 0 {
-		return nil, fmt.Errorf("reading pool %q: %w", name, errors.Join(errs...))
+	if len(answered) == 0 && len(names) > 0 {
+		return nil, fmt.Errorf("reading pool %q: %w", name, readErr)
 	}
 	if newest == nil {
 		return nil, nil
 	}
 	status := statusFromRecord(*newest)
-	for i, host := range names {
-		if _, member := status.Spec.Hosts[host]; !member || errs[i] != nil {
+	for _, host := range names {
+		if _, member := status.Spec.Hosts[host]; !member || !answered[host] {
 			continue
 		}
-		if records[i] == nil || records[i].Revision != newest.Revision {
+		if records[host] == nil || records[host].Revision != newest.Revision {
 			delete(status.Spec.Hosts, host)
 			delete(status.Discovered, host)
 		}
@@ -211,11 +213,7 @@ func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []strin
 	var mu sync.Mutex
 	var inUse []string
 	err := forEachHost(hosts, func(host string) error {
-		eng, err := b.engines.Get(host)
-		if err != nil {
-			return err
-		}
-		listed, err := eng.ListContainers(ctx, pool)
+		_, listed, err := b.list(ctx, host, pool)
 		if err != nil {
 			return fmt.Errorf("cannot check %s for containers of pool %q: %w", host, pool, err)
 		}

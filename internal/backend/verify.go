@@ -91,11 +91,7 @@ func (b *Embedded) forgetVanished(ctx context.Context, ps *poolState, pool strin
 
 	freed := false
 	for host, byContainer := range byHost {
-		eng, err := b.engines.Get(host)
-		if err != nil {
-			continue
-		}
-		listed, err := eng.ListContainers(ctx, pool)
+		_, listed, err := b.list(ctx, host, pool)
 		if err != nil {
 			continue
 		}
