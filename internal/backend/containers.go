@@ -269,7 +269,15 @@ func (b *Embedded) StartContainer(ctx context.Context, current ContainerState, w
 	if err := eng.WaitRunning(ctx, current.Ref.ContainerID, waitHealthy); err != nil {
 		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
 	}
-	current.Running = true
+	// A restarted container may get another address on its network.
+	observed, err := eng.InspectContainer(ctx, current.Ref.ContainerID)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if observed == nil {
+		return ContainerState{}, fmt.Errorf("container %s vanished from %s right after it started", current.Ref.Name, current.Ref.Host)
+	}
+	current.Running, current.Health, current.IPAddress = observed.Running, observed.Health, observed.IPAddress
 	return current, nil
 }
 
