@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/berthsh/terraform-provider-berth/internal/backend"
@@ -184,16 +185,7 @@ func (r *PoolResource) Configure(_ context.Context, req resource.ConfigureReques
 }
 
 func (r *PoolResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan PoolResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.apply(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	resp.Diagnostics.Append(r.apply(ctx, req.Plan, &resp.State)...)
 }
 
 func (r *PoolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -223,17 +215,10 @@ func (r *PoolResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
 
+// Update rewrites the records: hosts are added, relabelled and resized in
+// place (the backend refuses to drop a host that still has containers).
 func (r *PoolResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan PoolResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(r.apply(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	resp.Diagnostics.Append(r.apply(ctx, req.Plan, &resp.State)...)
 }
 
 func (r *PoolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -323,8 +308,16 @@ func (r *PoolResource) checkHostsAreEngines(ctx context.Context, hosts types.Map
 	return diags
 }
 
-func (r *PoolResource) apply(ctx context.Context, plan *PoolResourceModel) diag.Diagnostics {
-	be, diags := r.data.requireBackend()
+// apply writes the planned pool onto its engines and records what they
+// reported; Create and Update are the same operation.
+func (r *PoolResource) apply(ctx context.Context, planned tfsdk.Plan, state *tfsdk.State) diag.Diagnostics {
+	var plan PoolResourceModel
+	diags := planned.Get(ctx, &plan)
+	if diags.HasError() {
+		return diags
+	}
+	be, d := r.data.requireBackend()
+	diags.Append(d...)
 	if diags.HasError() {
 		return diags
 	}
@@ -339,6 +332,10 @@ func (r *PoolResource) apply(ctx context.Context, plan *PoolResourceModel) diag.
 		return diags
 	}
 	diags.Append(plan.observe(ctx, status)...)
+	if diags.HasError() {
+		return diags
+	}
+	diags.Append(state.Set(ctx, plan)...)
 	return diags
 }
 
