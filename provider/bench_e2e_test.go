@@ -1,0 +1,338 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
+)
+
+var benchE2E = flag.Bool("bench-e2e", false, "run TestBenchE2E: terraform apply against the docker CLI, and a plan of 300 existing containers (make bench-e2e)")
+
+// The benchmark's shape, as the README states it.
+const (
+	benchPool        = "bench-e2e"
+	benchCreates     = 60  // containers created by each contender
+	benchExisting    = 300 // containers refreshed by the timed plan
+	benchParallelism = 10  // terraform -parallelism, and docker CLI workers
+	benchCPU         = 0.1
+	benchMemory      = "32MiB"
+	benchMemoryCLI   = "32m"
+	benchPortBase    = 53000 // Berth's port ranges: 100 ports per engine
+	benchCLIPortBase = 56000 // the docker CLI's explicit host ports
+	benchApplyTarget = 1.15
+	benchPlanTarget  = 2500 * time.Millisecond
+)
+
+// TestBenchE2E times, in one run on the test engines: (a) terraform apply of
+// 60 containers at -parallelism=10 through the real provider binary against
+// the docker CLI creating the same containers with 10 workers; (b) terraform
+// plan, refresh included, of 300 existing containers, and the engine API
+// calls that plan makes. It runs only with -bench-e2e (make bench-e2e).
+// Times are reported against their targets, never asserted; what each side
+// created is.
+func TestBenchE2E(t *testing.T) {
+	if !*benchE2E {
+		t.Skip("run with -bench-e2e (make bench-e2e)")
+	}
+	env := testenv.Require(t)
+	set := accEngines(t, env)
+	cleanupPool(t, set, benchPool)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	sockets := make(map[string]string, len(env.Engines))
+	for _, e := range env.Engines {
+		sockets[e.Name] = e.Socket
+	}
+	w := newCLIWorkspace(t, env, benchConfig(env, sockets, 0, 0))
+	w.mustRun(ctx, "apply", "-auto-approve")
+
+	// (a) Both contenders start from engines without the benchmark's containers.
+	cliTime := benchDockerCLI(ctx, t, env)
+	w.write(benchConfig(env, sockets, benchCreates, 0))
+	applyTime := w.mustRun(ctx, "apply", "-auto-approve", fmt.Sprintf("-parallelism=%d", benchParallelism))
+	checkBenchPool(ctx, t, set, benchCreates)
+	ratio := applyTime.Seconds() / cliTime.Seconds()
+
+	// (b) Fill up to 300, then refresh them all in a plan that finds nothing to do.
+	w.write(benchConfig(env, sockets, benchCreates, benchExisting-benchCreates))
+	fillTime := w.mustRun(ctx, "apply", "-auto-approve", fmt.Sprintf("-parallelism=%d", benchParallelism))
+	checkBenchPool(ctx, t, set, benchExisting)
+	planTime := w.mustRun(ctx, "plan", "-detailed-exitcode")
+
+	// The same plan again through counting proxies, untimed: a proxy adds latency.
+	counter := &apiCounter{calls: map[string]int{}}
+	proxied := make(map[string]string, len(env.Engines))
+	for _, e := range env.Engines {
+		proxied[e.Name] = counter.proxy(t, e.Socket)
+	}
+	w.write(benchConfig(env, proxied, benchCreates, benchExisting-benchCreates))
+	w.mustRun(ctx, "plan", "-detailed-exitcode")
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "\nbench-e2e: %d containers (%g CPU, %s, one published port) over %d engines, %d at a time\n",
+		benchCreates, benchCPU, benchMemory, len(env.Engines), benchParallelism)
+	fmt.Fprintf(&report, "  docker CLI, %d workers (docker run -d)     %7.2f s\n", benchParallelism, cliTime.Seconds())
+	fmt.Fprintf(&report, "  terraform apply -parallelism=%d            %7.2f s  %.2fx the docker CLI (target <= %.2fx: %s)\n",
+		benchParallelism, applyTime.Seconds(), ratio, benchApplyTarget, verdict(ratio <= benchApplyTarget))
+	fmt.Fprintf(&report, "bench-e2e: %d existing containers\n", benchExisting)
+	fmt.Fprintf(&report, "  terraform apply of %d more               %7.2f s\n", benchExisting-benchCreates, fillTime.Seconds())
+	fmt.Fprintf(&report, "  terraform plan, refresh of %d             %7.2f s  (target < %.1f s: %s)\n",
+		benchExisting, planTime.Seconds(), benchPlanTarget.Seconds(), verdict(planTime < benchPlanTarget))
+	fmt.Fprintf(&report, "  engine API calls of that plan: %s\n", counter.summary())
+	t.Log(report.String())
+}
+
+// benchConfig is the benchmark's workspace: a pool over every engine,
+// `published` containers with a port Berth picks, and `idle` ones without.
+// Engines are reached on the given endpoints, like the docker CLI.
+func benchConfig(env *testenv.Env, endpoints map[string]string, published, idle int) string {
+	var b strings.Builder
+	b.WriteString("provider \"berth\" {\n  engines = {\n")
+	for _, e := range env.Engines {
+		fmt.Fprintf(&b, "    %s = { endpoint = %q }\n", e.Name, endpoints[e.Name])
+	}
+	b.WriteString("  }\n}\n")
+	b.WriteString(accPool(benchPool, "spread", accHosts(env, 16, "8GiB", benchPortBase)))
+	container := func(resource, ports string, count int) {
+		fmt.Fprintf(&b, `resource "berth_container" %q {
+  count  = %d
+  pool   = berth_pool.%s.id
+  name   = "%s-${count.index}"
+  image  = %q
+  cpu    = %g
+  memory = %q
+%s}
+`, resource, count, benchPool, resource, env.Image, benchCPU, benchMemory, ports)
+	}
+	container("web", "  ports  = [{ internal = 8080, external = 0 }]\n", published)
+	container("idle", "", idle)
+	return b.String()
+}
+
+// mustRun runs Terraform, fails the test on error, and returns the wall time.
+func (w *cliWorkspace) mustRun(ctx context.Context, args ...string) time.Duration {
+	w.t.Helper()
+	start := time.Now()
+	out, err := w.run(ctx, args...)
+	took := time.Since(start)
+	if err != nil {
+		w.t.Fatalf("terraform %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return took
+}
+
+// benchDockerCLI creates the benchmark's containers with `docker run -d`,
+// benchParallelism workers, container i on engine i mod 3; it returns the
+// wall time, then checks they run and removes them.
+func benchDockerCLI(ctx context.Context, t *testing.T, env *testenv.Env) time.Duration {
+	t.Helper()
+	type job struct {
+		engine testenv.Engine
+		args   []string
+	}
+	name := func(i int) string { return fmt.Sprintf("bench-cli-%d", i) }
+	var runs, removes []job
+	for i := range benchCreates {
+		e := env.Engines[i%len(env.Engines)]
+		runs = append(runs, job{e, []string{"run", "-d", "--name", name(i),
+			"--cpus", fmt.Sprint(benchCPU), "--memory", benchMemoryCLI, "--memory-swap", benchMemoryCLI,
+			"--restart", "unless-stopped", "-p", fmt.Sprintf("%d:8080", benchCLIPortBase+i), env.Image}})
+		removes = append(removes, job{e, []string{"rm", "-f", name(i)}})
+	}
+	docker := func(j job) error {
+		cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", j.engine.Socket}, j.args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker -H %s %s: %w\n%s", j.engine.Socket, strings.Join(j.args, " "), err, out)
+		}
+		return nil
+	}
+	inParallel := func(jobs []job) error {
+		queue := make(chan job)
+		errs := make(chan error, len(jobs))
+		var wg sync.WaitGroup
+		for range benchParallelism {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range queue {
+					errs <- docker(j)
+				}
+			}()
+		}
+		for _, j := range jobs {
+			queue <- j
+		}
+		close(queue)
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		return errors.Join(all...)
+	}
+	t.Cleanup(func() { _ = inParallel(removes) })
+
+	start := time.Now()
+	err := inParallel(runs)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, e := range env.Engines {
+		out, err := exec.CommandContext(ctx, "docker", "-H", e.Socket, "ps", "-q", "--filter", "name=bench-cli-", "--filter", "status=running").Output()
+		if err != nil {
+			t.Fatalf("docker ps on %s: %v", e.Name, err)
+		}
+		running += len(strings.Fields(string(out)))
+	}
+	if running != benchCreates {
+		t.Fatalf("docker CLI: %d containers running, want %d", running, benchCreates)
+	}
+	if err := inParallel(removes); err != nil {
+		t.Fatal(err)
+	}
+	return took
+}
+
+// checkBenchPool checks the pool's containers on the engines: want of them,
+// spread evenly, all running, and every published port answering HTTP.
+func checkBenchPool(ctx context.Context, t *testing.T, set *engine.Set, want int) {
+	t.Helper()
+	byHost, err := poolContainers(ctx, set, benchPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	client := &http.Client{Timeout: 5 * time.Second}
+	for host, containers := range byHost {
+		if len(containers) != want/len(byHost) {
+			t.Errorf("%s holds %d containers of the pool, want %d (spread)", host, len(containers), want/len(byHost))
+		}
+		total += len(containers)
+		for _, c := range containers {
+			if !c.Running {
+				t.Errorf("%s on %s is %s, want running", c.Name, host, c.State)
+			}
+			for _, p := range c.Ports {
+				if err := httpOK(ctx, client, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.External)); err != nil {
+					t.Errorf("%s on %s: %v", c.Name, host, err)
+				}
+			}
+		}
+	}
+	if total != want {
+		t.Fatalf("the pool holds %d containers, want %d", total, want)
+	}
+}
+
+func httpOK(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// apiCounter serves engines' APIs through unix sockets of its own and counts
+// the calls by method and path (API version and container ids left out).
+type apiCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+var (
+	apiVersionPrefix = regexp.MustCompile(`^/v[0-9.]+/`)
+	containerIDPart  = regexp.MustCompile(`[0-9a-f]{64}`)
+)
+
+// proxy starts a counting proxy to the engine at socket (unix://) and
+// returns its endpoint; it stops when the test ends.
+func (c *apiCounter) proxy(t *testing.T, socket string) string {
+	t.Helper()
+	target := strings.TrimPrefix(socket, "unix://")
+	forward := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker"
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", target)
+		}},
+	}
+	path := filepath.Join(t.TempDir(), "engine.sock")
+	listener, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.count(r)
+		forward.ServeHTTP(w, r)
+	})}
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(func() { _ = server.Close() })
+	return "unix://" + path
+}
+
+func (c *apiCounter) count(r *http.Request) {
+	path := apiVersionPrefix.ReplaceAllString(r.URL.Path, "/")
+	path = containerIDPart.ReplaceAllString(path, "{id}")
+	c.mu.Lock()
+	c.calls[r.Method+" "+path]++
+	c.mu.Unlock()
+}
+
+// summary says "N in all (GET /x: n, ...)", most frequent first.
+func (c *apiCounter) summary() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kinds := make([]string, 0, len(c.calls))
+	total := 0
+	for kind, n := range c.calls {
+		kinds = append(kinds, kind)
+		total += n
+	}
+	slices.SortFunc(kinds, func(a, b string) int {
+		if c.calls[a] != c.calls[b] {
+			return c.calls[b] - c.calls[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(kinds))
+	for i, kind := range kinds {
+		parts[i] = fmt.Sprintf("%s: %d", kind, c.calls[kind])
+	}
+	return fmt.Sprintf("%d in all (%s)", total, strings.Join(parts, ", "))
+}
