@@ -336,7 +336,7 @@ type cachedConstraint struct {
 
 func (cc *constraintCache) get(text string) (*Constraint, error) {
 	if v, ok := cc.parsed.Load(text); ok {
-		e := v.(*cachedConstraint)
+		e, _ := v.(*cachedConstraint) // only *cachedConstraint is stored
 		return &e.c, e.err
 	}
 	c, err := ParseConstraint(text)
@@ -345,7 +345,7 @@ func (cc *constraintCache) get(text string) (*Constraint, error) {
 		// An id is taken before publishing; a lost race wastes one.
 		e.c.memoID = int(cc.size.Add(1))
 		if v, loaded := cc.parsed.LoadOrStore(text, e); loaded {
-			e = v.(*cachedConstraint)
+			e, _ = v.(*cachedConstraint)
 		}
 	}
 	return &e.c, e.err

@@ -63,7 +63,7 @@ func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 	if req.MaxPerHost > 0 && req.SpreadGroup == "" {
 		return nil, fmt.Errorf("request %s: max_per_host needs a spread group to count", requestName(req))
 	}
-	rq := s.requests.Get().(*compiledRequest)
+	rq, _ := s.requests.Get().(*compiledRequest) // the pool's New makes only these
 	*rq = compiledRequest{req: *req}
 	rq.hard, rq.soft = rq.hardBuf[:0], rq.softBuf[:0]
 	for _, text := range req.Constraints {

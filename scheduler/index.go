@@ -41,17 +41,16 @@ func (x *recordIndex) load(k string) *record {
 	return r
 }
 
-// loadOrStore returns the record held under k, or stores r and returns it
-// with stored true.
-func (x *recordIndex) loadOrStore(k string, r *record) (*record, bool) {
+// store puts r under k unless k is taken, and reports whether it did.
+func (x *recordIndex) store(k string, r *record) bool {
 	sh := x.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.m[k]; ok {
-		return old, false
+	if _, taken := sh.m[k]; taken {
+		return false
 	}
 	sh.m[k] = r
-	return r, true
+	return true
 }
 
 // compareAndDelete removes k only while it still maps to r.

@@ -204,7 +204,7 @@ func (s *Scheduler) Restore(r Reservation) (Reservation, error) {
 	if !s.index(rec, r.ID) {
 		// Restored concurrently under the same id (and another key).
 		s.releaseLocked(rec)
-		s.settle(rec, ErrReleased)
+		_, _ = s.settle(rec, ErrReleased) // withdraws the claim; the error is ours
 		if res, ok := s.Get(r.ID); ok {
 			return res, nil
 		}

@@ -262,7 +262,7 @@ func (s *Scheduler) claim(ctx context.Context, key string) (*record, Reservation
 		if key == "" {
 			return rec, Reservation{}, nil
 		}
-		if _, stored := s.keys.loadOrStore(key, rec); stored {
+		if s.keys.store(key, rec) {
 			return rec, Reservation{}, nil
 		}
 		rec.mu.Unlock()
@@ -400,13 +400,12 @@ func (s *Scheduler) explain(tbl *hostTable, rq *compiledRequest) (rejections []R
 func (s *Scheduler) index(rec *record, want string) bool {
 	if want != "" {
 		rec.res.ID = want
-		_, stored := s.ids.loadOrStore(want, rec)
-		return stored
+		return s.ids.store(want, rec)
 	}
 	var buf [32]byte
 	for {
 		id := string(strconv.AppendUint(append(buf[:0], s.idPrefix...), s.idSeq.Add(1), 36))
-		if _, stored := s.ids.loadOrStore(id, rec); stored {
+		if s.ids.store(id, rec) {
 			rec.res.ID = id
 			return true
 		}

@@ -38,6 +38,9 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 	if res.State == scheduler.Bound {
 		return PlanResult{}, nameInUse(spec, res)
 	}
+	if err := ps.names.plan(res.ID, spec); err != nil {
+		return PlanResult{}, err
+	}
 	if spec.Host != "" {
 		return PlanResult{Host: res.Host}, nil
 	}
@@ -66,7 +69,7 @@ func (b *Embedded) PlanResize(ctx context.Context, current ContainerState, to Re
 		return false, "", err
 	}
 	if err := ps.sched.CheckResize(res.ID, scheduler.Resources(to)); err != nil {
-		return false, err.Error(), nil
+		return false, err.Error(), nil //nolint:nilerr // a resize that does not fit is an answer, not a failure
 	}
 	return true, "", nil
 }
@@ -86,6 +89,9 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		}
 		if res.State == scheduler.Bound {
 			return ContainerState{}, nameInUse(spec, res)
+		}
+		if err := ps.names.create(res.ID, spec); err != nil {
+			return ContainerState{}, err
 		}
 		id, err := b.createOn(ctx, ps, spec, res)
 		var lost *hostLostError
@@ -404,8 +410,8 @@ func stateOf(host string, c engine.Container) ContainerState {
 }
 
 func nameInUse(spec ContainerSpec, res scheduler.Reservation) error {
-	return fmt.Errorf("pool %s already has a container named %s (on %s, container %s): names are unique within a pool; choose another name or import it with `terraform import <address> %s/%s`",
-		spec.Pool, spec.Name, res.Host, shortID(res.ContainerID), spec.Pool, spec.Name)
+	return fmt.Errorf("%w: pool %s already has a container named %s (on %s, container %s): names are unique within a pool; choose another name or import it with `terraform import <address> %s/%s`",
+		ErrDuplicateName, spec.Pool, spec.Name, res.Host, shortID(res.ContainerID), spec.Pool, spec.Name)
 }
 
 // hostLostError marks an engine failure during a create: the create may

@@ -37,6 +37,8 @@ type poolState struct {
 	// checked again before a create gives up.
 	foreignMu sync.Mutex
 	foreign   map[string]foreignContainer
+
+	names *nameClaims
 }
 
 type foreignContainer struct {
@@ -83,7 +85,7 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(status))
 	b.rebuild(ctx, name, status, sched)
-	return &poolState{sched: sched, foreign: map[string]foreignContainer{}}, nil
+	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims()}, nil
 }
 
 // rebuild loads every container of the pool, as observed on its engines,

@@ -31,6 +31,7 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 	if pool != "" {
 		selector = LabelPool + "=" + pool
 	}
+	e.negotiate(ctx)
 	summaries, err := e.api.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", selector)),
@@ -44,7 +45,7 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 			ID:      s.ID,
 			Image:   s.Image,
 			Created: time.Unix(s.Created, 0),
-			State:   string(s.State),
+			State:   s.State,
 			Running: s.State == container.StateRunning,
 			Health:  healthFromStatus(s.Status),
 		}
@@ -123,7 +124,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	if c.Restart == "" {
 		c.Restart = string(container.RestartPolicyDisabled)
 	}
-	c.State = string(resp.State.Status)
+	c.State = resp.State.Status
 	c.Running = resp.State.Running
 	if resp.State.Health != nil {
 		c.Health = resp.State.Health.Status
@@ -199,7 +200,7 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	created, err := e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
 	if err != nil {
 		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in use") {
-			return "", fmt.Errorf("engine %s: create container %s: %w: %v", e.name, name, ErrNameInUse, err)
+			return "", fmt.Errorf("engine %s: create container %s: %w: %w", e.name, name, ErrNameInUse, err)
 		}
 		return "", e.fail("create container "+name, err)
 	}
@@ -288,7 +289,7 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 		if state.Health != nil {
 			health = state.Health.Status
 		}
-		lastSeen = string(state.Status)
+		lastSeen = state.Status
 		if health != "" {
 			lastSeen += ", " + health
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
@@ -16,6 +17,25 @@ type Engine struct {
 	endpoint string
 	api      *client.Client
 	pull     retryPolicy
+
+	negotiateMu sync.Mutex
+	negotiated  bool
+}
+
+// negotiate settles the API version before a request that encodes filters:
+// the client reads its version for them without the lock its own lazy
+// negotiation takes, so two first requests at once would race. A failed
+// ping leaves it to the request itself, which then fails the same way.
+func (e *Engine) negotiate(ctx context.Context) {
+	e.negotiateMu.Lock()
+	defer e.negotiateMu.Unlock()
+	if e.negotiated {
+		return
+	}
+	if ping, err := e.api.Ping(ctx); err == nil {
+		e.api.NegotiateAPIVersionPing(ping)
+		e.negotiated = true
+	}
 }
 
 // ErrNameInUse is returned (wrapped) by CreateContainer when the engine

@@ -159,7 +159,7 @@ func TestIntegrationOverSSH(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if info, err := e.Info(ctx); err != nil || info.NCPU < 1 {
-				errs <- fmt.Errorf("Info over ssh: %+v, %v", info, err)
+				errs <- fmt.Errorf("Info over ssh: %+v, %w", info, err)
 			}
 		}()
 	}
@@ -248,7 +248,7 @@ func TestIntegrationPoolRecordConcurrentWriters(t *testing.T) {
 				}
 				// Readers never see the pool without a record.
 				if rec, err := e.ReadPoolRecord(ctx, pool); err != nil || rec == nil {
-					errs <- fmt.Errorf("read during writes: %v, %v", rec, err)
+					errs <- fmt.Errorf("read during writes: %v, %w", rec, err)
 				}
 			}
 		}()
@@ -326,6 +326,7 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 		Constraints: []string{"zone != c"}, Restart: "unless-stopped", Command: []string{"serve"},
 		Env: map[string]string{"MESSAGE": "hello", "EMPTY": ""}, Created: inspected.Created,
 		State: "created", IPAddress: inspected.IPAddress, Health: inspected.Health,
+		Healthcheck: spec.Healthcheck,
 	}
 	if !reflect.DeepEqual(*inspected, want) {
 		t.Fatalf("inspect:\n%+v\nwant\n%+v", *inspected, want)
@@ -336,7 +337,7 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 		t.Errorf("list Created %v, inspect %v: want the same second", listed.Created, inspected.Created)
 	}
 	wantListed := want
-	wantListed.Restart, wantListed.Command, wantListed.Env = "", nil, nil
+	wantListed.Restart, wantListed.Command, wantListed.Env, wantListed.Healthcheck = "", nil, nil, nil
 	wantListed.Created, wantListed.Health = listed.Created, ""
 	wantListed.IPAddress = listed.IPAddress
 	if !reflect.DeepEqual(listed, wantListed) {

@@ -156,6 +156,7 @@ func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRe
 	if pool != "" {
 		selector = LabelPoolRecord + "=" + pool
 	}
+	e.negotiate(ctx)
 	resp, err := e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", selector))})
 	if err != nil {
 		return nil, e.fail("list pool records", err)
