@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -447,7 +448,7 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 	defer cancel()
 	created, err := be.CreateContainer(ctx, spec)
 	if err != nil {
-		resp.Diagnostics.AddError(fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err.Error())
+		addContainerError(&resp.Diagnostics, fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err)
 		return
 	}
 	resp.Diagnostics.Append(plan.observe(ctx, created)...)
@@ -678,12 +679,22 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 		result, err = be.PlanContainer(ctx, spec)
 	}
 	if err != nil {
-		resp.Diagnostics.AddError(fmt.Sprintf("Container %s does not fit", plan.ID.ValueString()), err.Error())
+		addContainerError(&resp.Diagnostics, fmt.Sprintf("Container %s does not fit", plan.ID.ValueString()), err)
 		return
 	}
 	if result.Host != "" {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("host"), result.Host)...)
 	}
+}
+
+// addContainerError files a plan or create error; a name taken in the pool
+// is an error on the name attribute.
+func addContainerError(diags *diag.Diagnostics, summary string, err error) {
+	if errors.Is(err, backend.ErrDuplicateName) {
+		diags.AddAttributeError(path.Root("name"), "Duplicate container name", err.Error())
+		return
+	}
+	diags.AddError(summary, err.Error())
 }
 
 func (r *ContainerResource) planResize(ctx context.Context, be backend.Backend, plan, state ContainerResourceModel, resp *resource.ModifyPlanResponse) {
