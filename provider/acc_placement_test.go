@@ -487,7 +487,8 @@ func TestAccPlacementPinnedHost(t *testing.T) {
 				accPool(a.pool, "spread", a.hosts(2, "1GiB", 46800)),
 				// Spread would put these on three hosts.
 				a.containers("pinned", 3, small+fmt.Sprintf("  host = %q\n  spread_group = \"pinned\"\n", n2)),
-				a.containers("free", 1, small)),
+				// Placed after the pinned ones, so that spread sees them.
+				a.containers("free", 1, small+"  depends_on = [berth_container.pinned]\n")),
 			ConfigPlanChecks: resource.ConfigPlanChecks{
 				PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectKnownValue("berth_container.pinned[0]", tfjsonpath.New("host"), knownvalue.StringExact(n2)),
@@ -498,7 +499,7 @@ func TestAccPlacementPinnedHost(t *testing.T) {
 			},
 			Check: resource.ComposeAggregateTestCheckFunc(
 				a.checkCounts("pinned", map[string]int{n2: 3}),
-				// The unpinned one goes where spread wants it: off the
+				// The unpinned one goes where spread wants it, off the
 				// host the pinned ones load.
 				resource.TestCheckResourceAttrWith("berth_container.free.0", "host", func(host string) error {
 					if host == n2 || !slices.Contains(a.names, host) {
