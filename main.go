@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
@@ -21,6 +22,7 @@ func main() {
 	var debug bool
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
+	quietSDKUnlessLogging()
 
 	err := providerserver.Serve(context.Background(), provider.New(version), providerserver.ServeOpts{
 		Address: "registry.terraform.io/berthsh/berth",
@@ -29,4 +31,18 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// quietSDKUnlessLogging turns the plugin SDK's own logs off unless Terraform
+// will show them (TF_LOG or TF_LOG_PROVIDER) or they were asked for
+// (TF_LOG_SDK). The SDK logs at trace level by default: several JSON lines
+// per RPC, which Terraform parses only to drop. That was about a third of the
+// CPU of a plan refreshing 300 containers, in the provider and in Terraform.
+func quietSDKUnlessLogging() {
+	for _, name := range []string{"TF_LOG", "TF_LOG_PROVIDER", "TF_LOG_SDK"} {
+		if os.Getenv(name) != "" {
+			return
+		}
+	}
+	_ = os.Setenv("TF_LOG_SDK", "off")
 }
