@@ -452,7 +452,7 @@ func TestAccPlacementNoFitFailsAtPlan(t *testing.T) {
 }
 `),
 				PlanOnly: true,
-				ExpectError: diagnostic(fmt.Sprintf(`Container %s/big does not fit ... no host fits big \(0.25 CPU, 200MiB\): %s: memory 128MiB free; %s: 0.1 CPU free; %s: constraint zone != c`,
+				ExpectError: diagnostic(fmt.Sprintf(`Container %s/big does not fit ... no host fits big \(needs 0.25 CPU, 200MiB\): %s: memory 128MiB free; %s: 0.1 CPU free; %s: constraint zone != c`,
 					a.pool, n1, n2, n3)),
 			},
 			{
@@ -461,7 +461,7 @@ func TestAccPlacementNoFitFailsAtPlan(t *testing.T) {
 				// its creates together.
 				Config:   a.config(pool, a.containers("c", 5, "  cpu    = 0.5\n  memory = \"32MiB\"\n")),
 				PlanOnly: true,
-				ExpectError: diagnostic(fmt.Sprintf(`no host fits c-[0-4] \(0.5 CPU, 32MiB\): %s: 0 CPU free; %s: 0.1 CPU free; %s: 0 CPU free`,
+				ExpectError: diagnostic(fmt.Sprintf(`no host fits c-[0-4] \(needs 0.5 CPU, 32MiB\): %s: 0 CPU free; %s: 0.1 CPU free; %s: 0 CPU free`,
 					n1, n2, n3)),
 			},
 			{

@@ -31,7 +31,7 @@ func (e *NoFitError) Error() string {
 	if e.Resize {
 		b.WriteString("cannot resize " + e.Request + " to " + formatResources(e.Needs) + ": ")
 	} else {
-		b.WriteString("no host fits " + e.Request + " (" + formatResources(e.Needs) + "): ")
+		b.WriteString("no host fits " + e.Request + " (needs " + formatResources(e.Needs) + "): ")
 	}
 	switch {
 	case len(e.Rejections) == 0:

@@ -27,7 +27,7 @@ func TestNoFitExplainsEveryHost(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Fatalf("got %v, want a *NoFitError", err)
 	}
-	want := "no host fits web-7 (0.5 CPU, 256MiB): node1: memory 120MiB free; node2: constraint zone != c; node3: max_per_host 4 reached for spread group web"
+	want := "no host fits web-7 (needs 0.5 CPU, 256MiB): node1: memory 120MiB free; node2: constraint zone != c; node3: max_per_host 4 reached for spread group web"
 	if err.Error() != want {
 		t.Errorf("got  %s\nwant %s", err, want)
 	}
@@ -51,7 +51,7 @@ func TestNoFitSummarizesLargePools(t *testing.T) {
 	hosts[1].Healthy = false
 	s, _ := testScheduler(t, Spread, hosts...)
 	_, err := s.Reserve(context.Background(), Request{Name: "web-7", Resources: Resources{MilliCPU: 500, MemoryBytes: 256 * mib}, Constraints: []string{"zone == a"}})
-	want := "no host fits web-7 (0.5 CPU, 256MiB): 8,999 hosts: insufficient memory; 1,000 hosts: constraint zone == a; n00001: unhealthy"
+	want := "no host fits web-7 (needs 0.5 CPU, 256MiB): 8,999 hosts: insufficient memory; 1,000 hosts: constraint zone == a; n00001: unhealthy"
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
@@ -60,7 +60,7 @@ func TestNoFitSummarizesLargePools(t *testing.T) {
 func TestNoFitEmptyPool(t *testing.T) {
 	s, _ := testScheduler(t, Spread)
 	_, err := s.Reserve(context.Background(), Request{Name: "web-1"})
-	if err == nil || err.Error() != "no host fits web-1 (0 CPU, 0B): the pool has no hosts" {
+	if err == nil || err.Error() != "no host fits web-1 (needs 0 CPU, 0B): the pool has no hosts" {
 		t.Errorf("got %v", err)
 	}
 }
@@ -73,7 +73,7 @@ func TestPinnedHost(t *testing.T) {
 		}
 	}
 	_, err := s.Reserve(context.Background(), Request{Name: "db", Host: "node2", Resources: Resources{MilliCPU: 300}})
-	want := "no host fits db (0.3 CPU, 0B): node1: not the pinned host node2; node2: 0.1 CPU free; node3: not the pinned host node2"
+	want := "no host fits db (needs 0.3 CPU, 0B): node1: not the pinned host node2; node2: 0.1 CPU free; node3: not the pinned host node2"
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
