@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,7 @@ const (
 	benchCreates     = 60  // containers created by each contender
 	benchExisting    = 300 // containers refreshed by the timed plan
 	benchParallelism = 10  // terraform -parallelism, and docker CLI workers
+	benchRounds      = 3   // alternating rounds of each contender; plans timed
 	benchCPU         = 0.1
 	benchMemory      = "32MiB"
 	benchMemoryCLI   = "32m"
@@ -40,11 +42,12 @@ const (
 
 // TestBenchE2E times, in one run on the test engines: (a) terraform apply of
 // 60 containers at -parallelism=10 through the real provider binary against
-// the docker CLI creating the same containers with 10 workers; (b) terraform
-// plan, refresh included, of 300 existing containers, and the engine API
-// calls that plan makes. It runs only with -bench-e2e (make bench-e2e).
-// Times are reported against their targets, never asserted; what each side
-// created is.
+// the docker CLI creating the same containers with 10 workers, in
+// alternating rounds, since other work on the machine changes both; (b)
+// terraform plan, refresh included, of 300 existing containers, and the
+// engine API calls that plan makes. It runs only with -bench-e2e (make
+// bench-e2e). Times are reported against their targets, never asserted;
+// what each side created is.
 func TestBenchE2E(t *testing.T) {
 	if !*benchE2E {
 		t.Skip("run with -bench-e2e (make bench-e2e)")
@@ -61,19 +64,45 @@ func TestBenchE2E(t *testing.T) {
 	}
 	w := newCLIWorkspace(t, env, benchConfig(env, sockets, 0, 0))
 	w.mustRun(ctx, "apply", "-auto-approve")
+	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 
-	// (a) Both contenders start from engines without the benchmark's containers.
-	cliTime := benchDockerCLI(ctx, t, env)
-	w.write(benchConfig(env, sockets, benchCreates, 0))
-	applyTime := w.mustRun(ctx, "apply", "-auto-approve", fmt.Sprintf("-parallelism=%d", benchParallelism))
-	checkBenchPool(ctx, t, set, benchCreates)
-	ratio := applyTime.Seconds() / cliTime.Seconds()
+	// (a) Each round, both contenders start from engines without the
+	// benchmark's containers; the last round's stay for (b).
+	var report strings.Builder
+	fmt.Fprintf(&report, "\nbench-e2e: %d containers (%g CPU, %s, one published port) over %d engines, %d at a time (load average %s)\n",
+		benchCreates, benchCPU, benchMemory, len(env.Engines), benchParallelism, loadAverage())
+	fmt.Fprintf(&report, "  round  docker CLI (docker run -d)  terraform apply  ratio\n")
+	var cliTimes, applyTimes []time.Duration
+	for round := range benchRounds {
+		if round > 0 {
+			w.write(benchConfig(env, sockets, 0, 0))
+			w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+		}
+		cliTime := benchDockerCLI(ctx, t, env)
+		w.write(benchConfig(env, sockets, benchCreates, 0))
+		applyTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+		checkBenchPool(ctx, t, set, benchCreates)
+		cliTimes, applyTimes = append(cliTimes, cliTime), append(applyTimes, applyTime)
+		fmt.Fprintf(&report, "  %5d  %24.2f s  %13.2f s  %.2fx\n", round+1, cliTime.Seconds(), applyTime.Seconds(), applyTime.Seconds()/cliTime.Seconds())
+	}
+	bestCLI, bestApply := slices.Min(cliTimes), slices.Min(applyTimes)
+	ratio := bestApply.Seconds() / bestCLI.Seconds()
+	fmt.Fprintf(&report, "  best   %24.2f s  %13.2f s  %.2fx (target <= %.2fx: %s)\n",
+		bestCLI.Seconds(), bestApply.Seconds(), ratio, benchApplyTarget, verdict(ratio <= benchApplyTarget))
 
-	// (b) Fill up to 300, then refresh them all in a plan that finds nothing to do.
+	// (b) Fill up to 300, then refresh them all in plans that find nothing to do.
 	w.write(benchConfig(env, sockets, benchCreates, benchExisting-benchCreates))
-	fillTime := w.mustRun(ctx, "apply", "-auto-approve", fmt.Sprintf("-parallelism=%d", benchParallelism))
+	fillTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
 	checkBenchPool(ctx, t, set, benchExisting)
-	planTime := w.mustRun(ctx, "plan", "-detailed-exitcode")
+	fmt.Fprintf(&report, "bench-e2e: %d existing containers (terraform apply of the %d more: %.2f s)\n",
+		benchExisting, benchExisting-benchCreates, fillTime.Seconds())
+	var planTimes []time.Duration
+	for range benchRounds {
+		planTimes = append(planTimes, w.mustRun(ctx, "plan", "-detailed-exitcode"))
+	}
+	bestPlan := slices.Min(planTimes)
+	fmt.Fprintf(&report, "  terraform plan, refresh of %d: %s; best %.2f s (target < %.1f s: %s)\n",
+		benchExisting, seconds(planTimes), bestPlan.Seconds(), benchPlanTarget.Seconds(), verdict(bestPlan < benchPlanTarget))
 
 	// The same plan again through counting proxies, untimed: a proxy adds latency.
 	counter := &apiCounter{calls: map[string]int{}}
@@ -83,17 +112,6 @@ func TestBenchE2E(t *testing.T) {
 	}
 	w.write(benchConfig(env, proxied, benchCreates, benchExisting-benchCreates))
 	w.mustRun(ctx, "plan", "-detailed-exitcode")
-
-	var report strings.Builder
-	fmt.Fprintf(&report, "\nbench-e2e: %d containers (%g CPU, %s, one published port) over %d engines, %d at a time\n",
-		benchCreates, benchCPU, benchMemory, len(env.Engines), benchParallelism)
-	fmt.Fprintf(&report, "  docker CLI, %d workers (docker run -d)     %7.2f s\n", benchParallelism, cliTime.Seconds())
-	fmt.Fprintf(&report, "  terraform apply -parallelism=%d            %7.2f s  %.2fx the docker CLI (target <= %.2fx: %s)\n",
-		benchParallelism, applyTime.Seconds(), ratio, benchApplyTarget, verdict(ratio <= benchApplyTarget))
-	fmt.Fprintf(&report, "bench-e2e: %d existing containers\n", benchExisting)
-	fmt.Fprintf(&report, "  terraform apply of %d more               %7.2f s\n", benchExisting-benchCreates, fillTime.Seconds())
-	fmt.Fprintf(&report, "  terraform plan, refresh of %d             %7.2f s  (target < %.1f s: %s)\n",
-		benchExisting, planTime.Seconds(), benchPlanTarget.Seconds(), verdict(planTime < benchPlanTarget))
 	fmt.Fprintf(&report, "  engine API calls of that plan: %s\n", counter.summary())
 	t.Log(report.String())
 }
@@ -257,6 +275,25 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return nil
+}
+
+// seconds lists durations as "1.23 s, 2.34 s".
+func seconds(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// loadAverage is the machine's 1-minute load average, "?" where unknown:
+// the figures mean little on a machine busy with other work.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if fields := strings.Fields(string(data)); err == nil && len(fields) > 0 {
+		return fields[0]
+	}
+	return "?"
 }
 
 func verdict(met bool) string {
