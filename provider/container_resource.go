@@ -449,6 +449,13 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 	created, err := be.CreateContainer(ctx, spec)
 	if err != nil {
 		addContainerError(&resp.Diagnostics, fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err)
+		if created.Ref.ContainerID != "" {
+			// Left on an engine that stopped answering: tracked, tainted by
+			// Terraform, replaced by the next apply; never leaked.
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, leftoverKey, []byte("true"))...)
+			resp.Diagnostics.Append(plan.observe(ctx, created)...)
+			resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+		}
 		return
 	}
 	resp.Diagnostics.Append(plan.observe(ctx, created)...)
@@ -472,6 +479,11 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	if observed == nil { // removed out of band: plan a re-create
 		resp.State.RemoveResource(ctx)
 		return
+	}
+	if left, diags := req.Private.GetKey(ctx, leftoverKey); len(left) > 0 && r.data != nil {
+		r.data.leftovers.remember(state.ID.ValueString(), state.ref())
+	} else {
+		resp.Diagnostics.Append(diags...)
 	}
 	resp.Diagnostics.Append(state.observe(ctx, *observed)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
@@ -668,6 +680,9 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if !replacing && r.data != nil {
+		old, replacing = r.data.leftovers.take(plan.ID.ValueString())
 	}
 	// The marker has served its purpose; keep it out of the new state.
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, replacesKey, nil)...)

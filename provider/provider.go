@@ -224,6 +224,8 @@ type providerData struct {
 	endpoints map[string]string
 	// backend is nil when some engine setting was unknown at configure time.
 	backend backend.Backend
+	// leftovers seen by Read, for ModifyPlan.
+	leftovers leftoverMemo
 }
 
 // providerDataFrom is the shared body of every Configure method.

@@ -75,7 +75,9 @@ func (b *Embedded) PlanResize(ctx context.Context, current ContainerState, to Re
 }
 
 // CreateContainer places, creates, verifies, starts and waits. Anything it
-// made is removed again when a later step fails.
+// made is removed again when a later step fails; a container that cannot
+// be removed (its engine stopped answering) comes back with the error, so
+// that it is tracked rather than leaked.
 func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (ContainerState, error) {
 	ps, err := b.pool(ctx, spec.Pool)
 	if err != nil {
@@ -95,7 +97,10 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		}
 		id, err := b.createOn(ctx, ps, spec, res)
 		var lost *hostLostError
+		var left *leftoverError
 		switch {
+		case errors.As(err, &left):
+			return keepLeftover(ps, spec, res, left), err
 		case errors.As(err, &lost):
 			// The engine failed; place elsewhere and say so if nothing fits.
 			ps.sched.SetHealthy(res.Host, false)
@@ -112,7 +117,9 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		}
 		state, err := b.start(ctx, ps, spec, res, id)
 		if err != nil {
-			b.discard(res.Host, id)
+			if err := b.discard(res.Host, id, err); errors.As(err, &left) {
+				return keepLeftover(ps, spec, res, left), err
+			}
 			_ = ps.sched.Release(res.ID)
 			return ContainerState{}, err
 		}
@@ -165,11 +172,13 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	}
 	fits, err := b.verify(ctx, ps, eng, id, spec)
 	if err != nil {
-		b.discard(res.Host, id)
-		return "", hostLost(eng, err)
+		return "", b.discard(res.Host, id, hostLost(eng, err))
 	}
 	if !fits {
-		b.discard(res.Host, id)
+		var left *leftoverError
+		if err := b.discard(res.Host, id, fmt.Errorf("%s yielded on %s to a container created before it", spec.Name, res.Host)); errors.As(err, &left) {
+			return "", err
+		}
 		return "", nil
 	}
 	return id, nil
@@ -202,14 +211,56 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	return state, nil
 }
 
-// discard removes a container this process made, even after ctx ended.
-func (b *Embedded) discard(host, id string) {
+// discard removes a container this process made, even after ctx ended,
+// because of why. It returns why, or a *leftoverError when the container
+// could not be removed.
+func (b *Embedded) discard(host, id string, why error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
-	if eng, err := b.engines.Get(host); err == nil {
-		_ = eng.Remove(ctx, id)
+	defer b.reads.changed(host)
+	eng, err := b.engines.Get(host)
+	if err == nil {
+		err = eng.Remove(ctx, id)
 	}
-	b.reads.changed(host)
+	if err != nil {
+		return &leftoverError{host: host, id: id, why: why, removal: err}
+	}
+	return why
+}
+
+// leftoverError is a create that failed after its container was made, and
+// whose container could not be removed. Left untracked it would hold the
+// name (and capacity) once its engine answers again; the provider keeps it
+// in state, tainted, so that the next apply replaces it.
+type leftoverError struct {
+	host, id     string
+	why, removal error
+}
+
+func (e *leftoverError) Error() string {
+	return fmt.Sprintf("%v; its container %s could not be removed from %s (%v): it is kept in state, and the next apply replaces it",
+		e.why, shortID(e.id), e.host, e.removal)
+}
+
+func (e *leftoverError) Unwrap() error { return e.why }
+
+// keepLeftover binds the reservation to the leftover container, since it
+// exists, and describes the container for the provider's state.
+func keepLeftover(ps *poolState, spec ContainerSpec, res scheduler.Reservation, left *leftoverError) ContainerState {
+	_, _ = ps.sched.Bind(res.ID, left.id) // already bound when the start failed
+	made := engineSpec(spec, res)
+	resources := Resources(res.Resources)
+	return ContainerState{
+		Ref:           ContainerRef{Pool: spec.Pool, Name: spec.Name, Host: res.Host, ContainerID: left.id, Resources: resources},
+		ReservationID: res.ID,
+		Image:         spec.Image,
+		Resources:     resources,
+		Ports:         made.Ports,
+		SpreadGroup:   spec.SpreadGroup,
+		MaxPerHost:    spec.MaxPerHost,
+		Constraints:   spec.Constraints,
+		Restart:       spec.Restart,
+	}
 }
 
 // ReadContainer observes a container from the engine's batched snapshot.
