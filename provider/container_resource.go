@@ -605,6 +605,11 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	if req.Plan.Raw.IsNull() { // destroy
 		return
 	}
+	if req.Plan.Raw.Equal(req.State.Raw) {
+		// Unchanged, as most containers of a plan are: nothing to check, and
+		// decoding the model twice was most of this method's cost.
+		return
+	}
 	var plan ContainerResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
