@@ -34,10 +34,15 @@ const (
 	benchCPU         = 0.1
 	benchMemory      = "32MiB"
 	benchMemoryCLI   = "32m"
-	benchPortBase    = 53000 // Berth's port ranges: 100 ports per engine
-	benchCLIPortBase = 56000 // the docker CLI's explicit host ports
 	benchApplyTarget = 1.15
 	benchPlanTarget  = 2500 * time.Millisecond
+)
+
+// Host ports: Berth's port ranges (100 per engine), then the docker CLI's
+// explicit ports.
+const (
+	benchPortMin, benchPortMax       = 53000, 55999
+	benchCLIPortMin, benchCLIPortMax = 56000, 58999
 )
 
 // TestBenchE2E times, in one run on the test engines: (a) terraform apply of
@@ -58,11 +63,11 @@ func TestBenchE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 
-	sockets := make(map[string]string, len(env.Engines))
+	layout := benchLayout{env: env, endpoints: map[string]string{}, hosts: benchHosts(t, env)}
 	for _, e := range env.Engines {
-		sockets[e.Name] = e.Socket
+		layout.endpoints[e.Name] = e.Socket
 	}
-	w := newCLIWorkspace(t, env, benchConfig(env, sockets, 0, 0))
+	w := newCLIWorkspace(t, env, layout.config(0, 0))
 	w.mustRun(ctx, "apply", "-auto-approve")
 	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 
@@ -75,11 +80,12 @@ func TestBenchE2E(t *testing.T) {
 	var cliTimes, applyTimes []time.Duration
 	for round := range benchRounds {
 		if round > 0 {
-			w.write(benchConfig(env, sockets, 0, 0))
+			layout.hosts = benchHosts(t, env)
+			w.write(layout.config(0, 0))
 			w.mustRun(ctx, "apply", "-auto-approve", parallelism)
 		}
-		cliTime := benchDockerCLI(ctx, t, env)
-		w.write(benchConfig(env, sockets, benchCreates, 0))
+		cliTime := benchDockerCLI(ctx, t, env, freePortBlock(t, benchCLIPortMin, benchCLIPortMax, benchCreates))
+		w.write(layout.config(benchCreates, 0))
 		applyTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
 		checkBenchPool(ctx, t, set, benchCreates)
 		cliTimes, applyTimes = append(cliTimes, cliTime), append(applyTimes, applyTime)
@@ -91,7 +97,7 @@ func TestBenchE2E(t *testing.T) {
 		bestCLI.Seconds(), bestApply.Seconds(), ratio, benchApplyTarget, verdict(ratio <= benchApplyTarget))
 
 	// (b) Fill up to 300, then refresh them all in plans that find nothing to do.
-	w.write(benchConfig(env, sockets, benchCreates, benchExisting-benchCreates))
+	w.write(layout.config(benchCreates, benchExisting-benchCreates))
 	fillTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
 	checkBenchPool(ctx, t, set, benchExisting)
 	fmt.Fprintf(&report, "bench-e2e: %d existing containers (terraform apply of the %d more: %.2f s)\n",
@@ -110,23 +116,32 @@ func TestBenchE2E(t *testing.T) {
 	for _, e := range env.Engines {
 		proxied[e.Name] = counter.proxy(t, e.Socket)
 	}
-	w.write(benchConfig(env, proxied, benchCreates, benchExisting-benchCreates))
+	layout.endpoints = proxied
+	w.write(layout.config(benchCreates, benchExisting-benchCreates))
 	w.mustRun(ctx, "plan", "-detailed-exitcode")
 	fmt.Fprintf(&report, "  engine API calls of that plan: %s\n", counter.summary())
 	t.Log(report.String())
 }
 
-// benchConfig is the benchmark's workspace: a pool over every engine,
-// `published` containers with a port Berth picks, and `idle` ones without.
-// Engines are reached on the given endpoints, like the docker CLI.
-func benchConfig(env *testenv.Env, endpoints map[string]string, published, idle int) string {
+// benchLayout is the benchmark's workspace: engines reached on endpoints
+// (unix sockets, like the docker CLI), and a pool over them with hosts.
+type benchLayout struct {
+	env       *testenv.Env
+	endpoints map[string]string
+	hosts     []accPoolHost
+}
+
+// config renders the workspace with `published` containers, each with a
+// port Berth picks, and `idle` ones without.
+func (l benchLayout) config(published, idle int) string {
+	env := l.env
 	var b strings.Builder
 	b.WriteString("provider \"berth\" {\n  engines = {\n")
 	for _, e := range env.Engines {
-		fmt.Fprintf(&b, "    %s = { endpoint = %q }\n", e.Name, endpoints[e.Name])
+		fmt.Fprintf(&b, "    %s = { endpoint = %q }\n", e.Name, l.endpoints[e.Name])
 	}
 	b.WriteString("  }\n}\n")
-	b.WriteString(accPool(benchPool, "spread", accHosts(env, 16, "8GiB", benchPortBase)))
+	b.WriteString(accPool(benchPool, "spread", l.hosts))
 	container := func(resource, ports string, count int) {
 		fmt.Fprintf(&b, `resource "berth_container" %q {
   count  = %d
@@ -143,6 +158,43 @@ func benchConfig(env *testenv.Env, endpoints map[string]string, published, idle 
 	return b.String()
 }
 
+// benchHosts gives every engine the same capacity and a port range of 100
+// ports free right now.
+func benchHosts(t *testing.T, env *testenv.Env) []accPoolHost {
+	t.Helper()
+	hosts := make([]accPoolHost, len(env.Engines))
+	from := benchPortMin
+	for i, e := range env.Engines {
+		start := freePortBlock(t, from, benchPortMax, 100)
+		hosts[i] = accPoolHost{Engine: e.Name, CPU: 16, Memory: "8GiB", PortMin: start}
+		from = start + 100
+	}
+	return hosts
+}
+
+// freePortBlock returns the first port of n consecutive ports of [from, to]
+// that can be bound on 127.0.0.1 right now. The benchmark's ports lie in
+// Linux's ephemeral range, where other programs' connections come and go:
+// about 1% of it is taken at any moment on a busy machine, and a port
+// checked just before use is rarely taken in between.
+func freePortBlock(t *testing.T, from, to, n int) int {
+	t.Helper()
+	start := from
+	for port := from; port <= to; port++ {
+		listener, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			start = port + 1
+			continue
+		}
+		_ = listener.Close()
+		if port-start+1 == n {
+			return start
+		}
+	}
+	t.Fatalf("no %d consecutive free ports in %d-%d", n, from, to)
+	return 0
+}
+
 // mustRun runs Terraform, fails the test on error, and returns the wall time.
 func (w *cliWorkspace) mustRun(ctx context.Context, args ...string) time.Duration {
 	w.t.Helper()
@@ -156,9 +208,10 @@ func (w *cliWorkspace) mustRun(ctx context.Context, args ...string) time.Duratio
 }
 
 // benchDockerCLI creates the benchmark's containers with `docker run -d`,
-// benchParallelism workers, container i on engine i mod 3; it returns the
-// wall time, then checks they run and removes them.
-func benchDockerCLI(ctx context.Context, t *testing.T, env *testenv.Env) time.Duration {
+// benchParallelism workers, container i on engine i mod 3 with host port
+// firstPort+i; it returns the wall time, then checks they run and removes
+// them.
+func benchDockerCLI(ctx context.Context, t *testing.T, env *testenv.Env, firstPort int) time.Duration {
 	t.Helper()
 	type job struct {
 		engine testenv.Engine
@@ -170,7 +223,7 @@ func benchDockerCLI(ctx context.Context, t *testing.T, env *testenv.Env) time.Du
 		e := env.Engines[i%len(env.Engines)]
 		runs = append(runs, job{e, []string{"run", "-d", "--name", name(i),
 			"--cpus", fmt.Sprint(benchCPU), "--memory", benchMemoryCLI, "--memory-swap", benchMemoryCLI,
-			"--restart", "unless-stopped", "-p", fmt.Sprintf("%d:8080", benchCLIPortBase+i), env.Image}})
+			"--restart", "unless-stopped", "-p", fmt.Sprintf("%d:8080", firstPort+i), env.Image}})
 		removes = append(removes, job{e, []string{"rm", "-f", name(i)}})
 	}
 	docker := func(j job) error {
