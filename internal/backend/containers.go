@@ -12,8 +12,11 @@ import (
 )
 
 // maxPlacementAttempts bounds how often one create yields to a container of
-// another process (or a failing engine) and places again.
-const maxPlacementAttempts = 8
+// another process (or a failing engine) and places again. A loser learns
+// the other process's containers one host at a time, and both processes
+// pick the same lowest free ports, so a busy race can take several yields
+// per host.
+const maxPlacementAttempts = 16
 
 // vanishWaits bounds how often a create that finds no room waits for
 // containers of other processes that are themselves yielding.
@@ -121,6 +124,14 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 				return keepLeftover(ps, spec, res, left), err
 			}
 			_ = ps.sched.Release(res.ID)
+			// Lost a race the first verification could not see (yield.go).
+			if portTaken(err) {
+				b.learnForeign(ctx, ps, res.Host, spec.Pool)
+				continue
+			}
+			if errors.Is(err, errYieldedLate) {
+				continue
+			}
 			return ContainerState{}, err
 		}
 		return state, nil
@@ -184,7 +195,8 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	return id, nil
 }
 
-// start binds the reservation, starts the container and waits for it.
+// start binds the reservation, starts the container, waits for it and
+// verifies the host again (yield.go).
 func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation, id string) (ContainerState, error) {
 	eng, err := b.engines.Get(res.Host)
 	if err != nil {
@@ -198,6 +210,11 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	}
 	if err := eng.WaitRunning(ctx, id, spec.Healthcheck != nil); err != nil {
 		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", spec.Name, res.Host, err)
+	}
+	if fits, err := b.verify(ctx, ps, eng, id, spec); err != nil {
+		return ContainerState{}, fmt.Errorf("verifying %s on %s: %w", spec.Name, res.Host, err)
+	} else if !fits {
+		return ContainerState{}, errYieldedLate
 	}
 	observed, err := eng.InspectContainer(ctx, id)
 	if err != nil {
