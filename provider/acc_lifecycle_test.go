@@ -368,35 +368,54 @@ func TestAccContainerResizeReplacementWarns(t *testing.T) {
 	cleanupPool(t, set, pool)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	config := func(memory string) string {
+	config := func(memory, placement string) string {
 		return env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 1, "128MiB", 49700)) +
-			lcContainer("web", pool, "web", env.Image, `cpu = 0.1`, `memory = "`+memory+`"`, `host = "node1"`) +
+			lcContainer("web", pool, "web", env.Image, `cpu = 0.1`, `memory = "`+memory+`"`, placement) +
 			lcContainer("filler", pool, "filler", env.Image, `cpu = 0.1`, `memory = "64MiB"`, `host = "node1"`)
 	}
-	ws := newCLIWorkspace(t, env, config("32MiB"))
-	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve") })
+	prefer := `constraints = ["~node.name == node1"]`
+	ws := newCLIWorkspace(t, env, config("32MiB", prefer))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
 	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
-	// Pinned to node1, a 96MiB web can neither resize in place nor move:
-	// the plan warns why it would replace, then fails to fit the create.
-	ws.write(config("96MiB"))
+	warning := []string{
+		`Warning: Container pb-resizewarn/web will be replaced to resize it`,
+		`does not fit on host "node1": cannot resize web ...node1: memory 64MiB free`,
+	}
+	expect := func(out string, want []string) {
+		t.Helper()
+		for _, w := range want {
+			if !diagnostic(w).MatchString(out) {
+				t.Errorf("plan output lacks %q:\n%s", w, out)
+			}
+		}
+	}
+
+	if host, c, err := lcFind(ctx, set, pool, "web"); err != nil || c == nil || host != "node1" {
+		t.Fatalf("web is not on node1, which it prefers: %q %+v %v", host, c, err)
+	}
+
+	// Unpinned (node1 only preferred), it is replaced where it fits.
+	ws.write(config("96MiB", prefer))
 	out, err := ws.run(ctx, "plan", "-no-color")
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	expect(out, append(warning, `berth_container.web must be replaced`, `Plan: 1 to add, 0 to change, 1 to destroy`))
+
+	// Pinned to node1, it can neither resize in place nor move: the plan
+	// warns why it would replace, then fails to fit the create.
+	ws.write(config("96MiB", prefer+"\n  host = \"node1\""))
+	out, err = ws.run(ctx, "plan", "-no-color")
 	if err == nil {
 		t.Fatalf("plan of a pinned container that cannot fit succeeded:\n%s", out)
 	}
-	for _, want := range []string{
-		`Warning: Container pb-resizewarn/web will be replaced to resize it`,
-		`does not fit on host "node1"`,
-		`no host fits web`,
-	} {
-		if !diagnostic(want).MatchString(out) {
-			t.Errorf("plan output lacks %q:\n%s", want, out)
-		}
-	}
+	expect(out, append(warning, `Error: Container pb-resizewarn/web does not fit`, `no host fits web`))
+
 	_, c, err := lcFind(ctx, set, pool, "web")
 	if err != nil || c == nil || c.MemoryBytes != 32<<20 {
-		t.Errorf("a failed plan changed web: %+v, %v", c, err)
+		t.Errorf("plans changed web: %+v, %v", c, err)
 	}
 }
 
