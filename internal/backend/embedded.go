@@ -39,6 +39,7 @@ type poolState struct {
 	foreign   map[string]foreignContainer
 
 	names *nameClaims
+	own   *ownCreates
 }
 
 type foreignContainer struct {
@@ -85,7 +86,7 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(status))
 	b.rebuild(ctx, name, status, sched)
-	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims()}, nil
+	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims(), own: newOwnCreates()}, nil
 }
 
 // rebuild loads every container of the pool, as observed on its engines,
