@@ -43,16 +43,16 @@ func lcAttr(s *terraform.State, address, attr string) (string, error) {
 	return rs.Primary.Attributes[attr], nil
 }
 
-// lcFind looks a pool's container up on the engines by its Berth name; nil
-// when no engine has it.
-func lcFind(ctx context.Context, set *engine.Set, pool, name string) (host string, c *engine.Container, err error) {
+// lcWeb looks the pool's container named web up on the engines; nil when
+// no engine has it.
+func lcWeb(ctx context.Context, set *engine.Set, pool string) (host string, c *engine.Container, err error) {
 	byHost, err := poolContainers(ctx, set, pool)
 	if err != nil {
 		return "", nil, err
 	}
 	for h, listed := range byHost {
 		for _, listedC := range listed {
-			if listedC.Name != name {
+			if listedC.Name != "web" {
 				continue
 			}
 			eng, err := set.Get(h)
@@ -124,7 +124,7 @@ func TestAccContainerDrift(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			host, c, err := lcFind(ctx, set, pool, "web")
+			host, c, err := lcWeb(ctx, set, pool)
 			switch {
 			case err != nil:
 				return err
@@ -151,7 +151,7 @@ func TestAccContainerDrift(t *testing.T) {
 			{
 				// Removed out of band: refresh drops it, the plan creates it again.
 				PreConfig: func() {
-					host, c, err := lcFind(ctx, set, pool, "web")
+					host, c, err := lcWeb(ctx, set, pool)
 					if err != nil || c == nil {
 						t.Fatalf("finding web: %v", err)
 					}
@@ -176,7 +176,7 @@ func TestAccContainerDrift(t *testing.T) {
 			{
 				// Stopped out of band: the plan starts it in place.
 				PreConfig: func() {
-					host, c, err := lcFind(ctx, set, pool, "web")
+					host, c, err := lcWeb(ctx, set, pool)
 					if err != nil || c == nil {
 						t.Fatalf("finding web: %v", err)
 					}
@@ -184,7 +184,7 @@ func TestAccContainerDrift(t *testing.T) {
 					if err := lcDocker(t, env, host).ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil {
 						t.Fatal(err)
 					}
-					if _, c, _ := lcFind(ctx, set, pool, "web"); c == nil || c.Running {
+					if _, c, _ := lcWeb(ctx, set, pool); c == nil || c.Running {
 						t.Fatalf("web still runs after docker stop: %+v", c)
 					}
 				},
@@ -305,7 +305,7 @@ func TestAccContainerMemoryResize(t *testing.T) {
 				return fmt.Errorf("container_id went from %s to %s (same container wanted: %t)", id, stateID, sameID)
 			}
 			id = stateID
-			host, c, err := lcFind(ctx, set, pool, "web")
+			host, c, err := lcWeb(ctx, set, pool)
 			switch {
 			case err != nil:
 				return err
@@ -392,7 +392,7 @@ func TestAccContainerResizeReplacementWarns(t *testing.T) {
 		}
 	}
 
-	if host, c, err := lcFind(ctx, set, pool, "web"); err != nil || c == nil || host != "node1" {
+	if host, c, err := lcWeb(ctx, set, pool); err != nil || c == nil || host != "node1" {
 		t.Fatalf("web is not on node1, which it prefers: %q %+v %v", host, c, err)
 	}
 
@@ -413,7 +413,7 @@ func TestAccContainerResizeReplacementWarns(t *testing.T) {
 	}
 	expect(out, append(warning, `Error: Container pb-resizewarn/web does not fit`, `no host fits web`))
 
-	_, c, err := lcFind(ctx, set, pool, "web")
+	_, c, err := lcWeb(ctx, set, pool)
 	if err != nil || c == nil || c.MemoryBytes != 32<<20 {
 		t.Errorf("plans changed web: %+v, %v", c, err)
 	}
@@ -546,7 +546,7 @@ func TestAccBadInput(t *testing.T) {
 				},
 				{
 					PreConfig: func() {
-						host, c, err := lcFind(ctx, set, pool, "web")
+						host, c, err := lcWeb(ctx, set, pool)
 						if err != nil || c == nil || !c.Running {
 							t.Errorf("the first web is not running: %+v on %q, %v", c, host, err)
 						}
