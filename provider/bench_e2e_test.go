@@ -30,7 +30,7 @@ const (
 	benchCreates     = 60  // containers created by each contender
 	benchExisting    = 300 // containers refreshed by the timed plan
 	benchParallelism = 10  // terraform -parallelism, and docker CLI workers
-	benchRounds      = 3   // alternating rounds of each contender; plans timed
+	benchRounds      = 5   // alternating rounds of each contender; plans timed
 	benchCPU         = 0.1
 	benchMemory      = "32MiB"
 	benchMemoryCLI   = "32m"
@@ -78,6 +78,7 @@ func TestBenchE2E(t *testing.T) {
 		benchCreates, benchCPU, benchMemory, len(env.Engines), benchParallelism, loadAverage())
 	fmt.Fprintf(&report, "  round  docker CLI (docker run -d)  terraform apply  ratio\n")
 	var cliTimes, applyTimes []time.Duration
+	var ratios []float64
 	for round := range benchRounds {
 		if round > 0 {
 			layout.hosts = benchHosts(t, env)
@@ -89,12 +90,15 @@ func TestBenchE2E(t *testing.T) {
 		applyTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
 		checkBenchPool(ctx, t, set, benchCreates)
 		cliTimes, applyTimes = append(cliTimes, cliTime), append(applyTimes, applyTime)
-		fmt.Fprintf(&report, "  %5d  %24.2f s  %13.2f s  %.2fx\n", round+1, cliTime.Seconds(), applyTime.Seconds(), applyTime.Seconds()/cliTime.Seconds())
+		ratios = append(ratios, applyTime.Seconds()/cliTime.Seconds())
+		fmt.Fprintf(&report, "  %5d  %24.2f s  %13.2f s  %.2fx\n", round+1, cliTime.Seconds(), applyTime.Seconds(), ratios[round])
 	}
 	bestCLI, bestApply := slices.Min(cliTimes), slices.Min(applyTimes)
-	ratio := bestApply.Seconds() / bestCLI.Seconds()
-	fmt.Fprintf(&report, "  best   %24.2f s  %13.2f s  %.2fx (target <= %.2fx: %s)\n",
-		bestCLI.Seconds(), bestApply.Seconds(), ratio, benchApplyTarget, verdict(ratio <= benchApplyTarget))
+	fmt.Fprintf(&report, "  best   %24.2f s  %13.2f s  %.2fx\n", bestCLI.Seconds(), bestApply.Seconds(), bestApply.Seconds()/bestCLI.Seconds())
+	// Each round's contenders ran back to back, under much the same load.
+	slices.Sort(ratios)
+	median := ratios[len(ratios)/2]
+	fmt.Fprintf(&report, "  median ratio of the rounds: %.2fx (target <= %.2fx: %s)\n", median, benchApplyTarget, verdict(median <= benchApplyTarget))
 
 	// (b) Fill up to 300, then refresh them all in plans that find nothing to do.
 	w.write(layout.config(benchCreates, benchExisting-benchCreates))
