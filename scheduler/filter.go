@@ -275,8 +275,12 @@ func (s *Scheduler) reject(st *hostState, rq *compiledRequest) (Rejection, bool)
 }
 
 // assignPorts picks the request's ports on st: requested ones as asked,
-// the others the lowest free in the host's range. st must admit rq.
-func assignPorts(st *hostState, rq *compiledRequest) ([]portKey, []PortBinding) {
+// the others free ones in the host's range. st must admit rq.
+//
+// A free port is searched from a random point of the range, wrapping:
+// other processes placing on the same engine (verified against it, see
+// DESIGN.md) then rarely pick the same port and have to yield.
+func assignPorts(st *hostState, rq *compiledRequest, seed uint64) ([]portKey, []PortBinding) {
 	if len(rq.req.Ports) == 0 {
 		return nil, nil
 	}
@@ -302,8 +306,10 @@ func assignPorts(st *hostState, rq *compiledRequest) ([]portKey, []PortBinding) 
 		}
 		k := makePortKey(proto, p.External)
 		if p.External == 0 {
-			for port := st.host.Ports.Min; port <= st.host.Ports.Max; port++ {
-				if k = makePortKey(proto, port); !taken(k) {
+			lo, size := st.host.Ports.Min, max(st.host.Ports.Max-st.host.Ports.Min+1, 1)
+			offset := int(seed % uint64(size))
+			for i := range size {
+				if k = makePortKey(proto, lo+(offset+i)%size); !taken(k) {
 					break
 				}
 			}

@@ -93,14 +93,23 @@ func TestAssignPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got := assignPorts(st, rq)
-	want := []PortBinding{{80, 9003, "tcp"}, {81, 9001, "tcp"}, {82, 9004, "tcp"}, {53, 9001, "udp"}}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
+	tests := []struct {
+		seed uint64 // where in the 11-port range the search starts
+		want []PortBinding
+	}{
+		{0, []PortBinding{{80, 9003, "tcp"}, {81, 9001, "tcp"}, {82, 9004, "tcp"}, {53, 9001, "udp"}}},
+		{5, []PortBinding{{80, 9005, "tcp"}, {81, 9001, "tcp"}, {82, 9006, "tcp"}, {53, 9005, "udp"}}},
+		{10, []PortBinding{{80, 9010, "tcp"}, {81, 9001, "tcp"}, {82, 9003, "tcp"}, {53, 9010, "udp"}}}, // wraps
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("binding %d: got %v, want %v", i, got[i], want[i])
+	for _, tt := range tests {
+		_, got := assignPorts(st, rq, tt.seed)
+		if len(got) != len(tt.want) {
+			t.Fatalf("seed %d: got %v, want %v", tt.seed, got, tt.want)
+		}
+		for i := range tt.want {
+			if got[i] != tt.want[i] {
+				t.Errorf("seed %d, binding %d: got %v, want %v", tt.seed, i, got[i], tt.want[i])
+			}
 		}
 	}
 }

@@ -316,7 +316,11 @@ func (s *Scheduler) place(ctx context.Context, rec *record, rq *compiledRequest)
 			}
 			return &NoFitError{Request: requestName(&rq.req), Needs: rq.req.Resources, Rejections: rejections}
 		}
-		ports, bindings := assignPorts(c.st, rq)
+		var portSeed uint64
+		if len(rq.req.Ports) > 0 {
+			portSeed = s.rand.next()
+		}
+		ports, bindings := assignPorts(c.st, rq, portSeed)
 		held := change{resources: rq.req.Resources, ports: ports, group: rq.req.SpreadGroup, sign: 1}
 		if !c.slot.state.CompareAndSwap(c.st, c.st.apply(held)) {
 			continue // the host changed: rank again on fresh states
