@@ -412,7 +412,7 @@ func expectHTTP(port int, want string) error {
 				}
 				return nil
 			}
-			err = fmt.Errorf("status %d, body %q, read error %v", resp.StatusCode, body, readErr)
+			err = fmt.Errorf("status %d, body %q, read error %w", resp.StatusCode, body, readErr)
 		}
 		last = err
 		time.Sleep(250 * time.Millisecond)

@@ -453,12 +453,12 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 			// Left on an engine that stopped answering: tracked, tainted by
 			// Terraform, replaced by the next apply; never leaked.
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, leftoverKey, []byte("true"))...)
-			resp.Diagnostics.Append(plan.observe(ctx, created)...)
+			resp.Diagnostics.Append(plan.observe(created)...)
 			resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 		}
 		return
 	}
-	resp.Diagnostics.Append(plan.observe(ctx, created)...)
+	resp.Diagnostics.Append(plan.observe(created)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 
@@ -485,7 +485,7 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	} else {
 		resp.Diagnostics.Append(diags...)
 	}
-	resp.Diagnostics.Append(state.observe(ctx, *observed)...)
+	resp.Diagnostics.Append(state.observe(*observed)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
 
@@ -861,7 +861,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 
 // observe records what the backend saw: placement, identity, network and
 // the actual size (keeping the model's spelling when it means the same).
-func (m *ContainerResourceModel) observe(ctx context.Context, c backend.ContainerState) diag.Diagnostics {
+func (m *ContainerResourceModel) observe(c backend.ContainerState) diag.Diagnostics {
 	m.ID = types.StringValue(c.Ref.Pool + "/" + c.Ref.Name)
 	m.Host = types.StringValue(c.Ref.Host)
 	m.ContainerID = types.StringValue(c.Ref.ContainerID)
@@ -939,7 +939,7 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		m.Healthcheck, d = healthcheckValue(ctx, *c.Healthcheck)
 		diags.Append(d...)
 	}
-	diags.Append(m.observe(ctx, c)...)
+	diags.Append(m.observe(c)...)
 	if len(c.Ports) > 0 {
 		m.Ports = m.PublishedPorts
 	}

@@ -266,7 +266,7 @@ func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		plan.ID = plan.Name
 	}
 	if !plan.Hosts.IsUnknown() {
-		resp.Diagnostics.Append(r.checkHostsAreEngines(ctx, plan.Hosts)...)
+		resp.Diagnostics.Append(r.checkHostsAreEngines(plan.Hosts)...)
 	}
 	if !req.State.Raw.IsNull() {
 		var state PoolResourceModel
@@ -292,7 +292,7 @@ func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 	}
 }
 
-func (r *PoolResource) checkHostsAreEngines(ctx context.Context, hosts types.Map) diag.Diagnostics {
+func (r *PoolResource) checkHostsAreEngines(hosts types.Map) diag.Diagnostics {
 	var diags diag.Diagnostics
 	names, ok := r.data.engineNames()
 	if !ok {
