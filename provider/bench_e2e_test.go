@@ -1,9 +1,10 @@
+//go:build bench
+
 package provider
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,8 +22,6 @@ import (
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
-
-var benchE2E = flag.Bool("bench-e2e", false, "run TestBenchE2E: terraform apply against the docker CLI, and a plan of 300 existing containers (make bench-e2e)")
 
 // The benchmark's shape, as the README states it.
 const (
@@ -50,13 +49,10 @@ const (
 // the docker CLI creating the same containers with 10 workers, in
 // alternating rounds, since other work on the machine changes both; (b)
 // terraform plan, refresh included, of 300 existing containers, and the
-// engine API calls that plan makes. It runs only with -bench-e2e (make
-// bench-e2e). Times are reported against their targets, never asserted;
+// engine API calls that plan makes. It is built only with the bench tag
+// (make bench-e2e). Times are reported against their targets, never asserted;
 // what each side created is.
 func TestBenchE2E(t *testing.T) {
-	if !*benchE2E {
-		t.Skip("run with -bench-e2e (make bench-e2e)")
-	}
 	env := testenv.Require(t)
 	set := accEngines(t, env)
 	cleanupPool(t, set, benchPool)
