@@ -183,3 +183,48 @@ func removePoolContainers(t *testing.T, set *engine.Set, pool string) {
 		}
 	}
 }
+
+// A targeted destroy and a targeted apply work from the container's own
+// state: the pool resource is not touched by either.
+func TestAccTargetedDestroyAndApply(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pl-target"
+	cleanupPool(t, set, pool)
+	config := env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 1, "512MiB", 44700)) +
+		lcContainer("a", pool, "a", env.Image, `cpu = 0.1`, `memory = "16MiB"`) +
+		lcContainer("b", pool, "b", env.Image, `cpu = 0.1`, `memory = "16MiB"`)
+	w := newCLIWorkspace(t, env, config)
+	ctx := context.Background()
+	names := func() map[string]bool {
+		t.Helper()
+		byHost, err := poolContainers(ctx, set, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]bool{}
+		for _, containers := range byHost {
+			for _, c := range containers {
+				found[c.Name] = true
+			}
+		}
+		return found
+	}
+	step := func(want map[string]bool, args ...string) {
+		t.Helper()
+		if out, err := w.run(ctx, args...); err != nil {
+			t.Fatalf("terraform %v: %v\n%s", args, err, out)
+		}
+		if got := names(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after terraform %v the engines hold %v, want %v", args, got, want)
+		}
+	}
+	step(map[string]bool{"a": true, "b": true}, "apply", "-auto-approve")
+	step(map[string]bool{"b": true}, "destroy", "-auto-approve", "-target=berth_container.a")
+	step(map[string]bool{"a": true, "b": true}, "apply", "-auto-approve", "-target=berth_container.a")
+	step(map[string]bool{}, "destroy", "-auto-approve")
+	if err := checkRecords(set, pool)(nil); err != nil {
+		t.Error(err)
+	}
+}
