@@ -431,13 +431,12 @@ func (r *ContainerResource) Configure(_ context.Context, req resource.ConfigureR
 
 func (r *ContainerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan ContainerResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	be, diags := r.data.load(ctx, req.Plan, &plan)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	timeout, diags := plan.Timeouts.Create(ctx, defaultCreateTimeout)
-	resp.Diagnostics.Append(diags...)
-	be, diags := r.data.requireBackend()
 	resp.Diagnostics.Append(diags...)
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
@@ -465,8 +464,7 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 // Read observes the container and never changes anything on the engine.
 func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state ContainerResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	be, diags := r.data.requireBackend()
+	be, diags := r.data.load(ctx, req.State, &state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -493,14 +491,13 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 // either replaces the container or lives only in state.
 func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan, state ContainerResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	be, diags := r.data.load(ctx, req.Plan, &plan)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	timeout, diags := plan.Timeouts.Update(ctx, defaultUpdateTimeout)
-	resp.Diagnostics.Append(diags...)
-	be, diags := r.data.requireBackend()
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -536,13 +533,12 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 
 func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state ContainerResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	be, diags := r.data.load(ctx, req.State, &state)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	be, diags := r.data.requireBackend()
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return

@@ -116,8 +116,7 @@ func (d *PoolDataSource) Configure(_ context.Context, req datasource.ConfigureRe
 
 func (d *PoolDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	var config PoolDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
-	be, diags := d.data.requireBackend()
+	be, diags := d.data.load(ctx, req.Config, &config)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return

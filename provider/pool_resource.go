@@ -190,11 +190,7 @@ func (r *PoolResource) Create(ctx context.Context, req resource.CreateRequest, r
 
 func (r *PoolResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state PoolResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	be, diags := r.data.requireBackend()
+	be, diags := r.data.load(ctx, req.State, &state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -223,11 +219,7 @@ func (r *PoolResource) Update(ctx context.Context, req resource.UpdateRequest, r
 
 func (r *PoolResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state PoolResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	be, diags := r.data.requireBackend()
+	be, diags := r.data.load(ctx, req.State, &state)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -312,12 +304,7 @@ func (r *PoolResource) checkHostsAreEngines(hosts types.Map) diag.Diagnostics {
 // reported; Create and Update are the same operation.
 func (r *PoolResource) apply(ctx context.Context, planned tfsdk.Plan, state *tfsdk.State) diag.Diagnostics {
 	var plan PoolResourceModel
-	diags := planned.Get(ctx, &plan)
-	if diags.HasError() {
-		return diags
-	}
-	be, d := r.data.requireBackend()
-	diags.Append(d...)
+	be, diags := r.data.load(ctx, planned, &plan)
 	if diags.HasError() {
 		return diags
 	}

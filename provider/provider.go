@@ -252,6 +252,20 @@ func (d *providerData) planBackend() backend.Backend {
 
 // requireBackend returns the backend for an operation that cannot proceed
 // without one.
+// getter is what tfsdk.Config, tfsdk.Plan and tfsdk.State have in common.
+type getter interface {
+	Get(ctx context.Context, target any) diag.Diagnostics
+}
+
+// load decodes a request's configuration, plan or state into model and
+// returns the backend: the first step of every CRUD method.
+func (d *providerData) load(ctx context.Context, from getter, model any) (backend.Backend, diag.Diagnostics) {
+	diags := from.Get(ctx, model)
+	be, more := d.requireBackend()
+	diags.Append(more...)
+	return be, diags
+}
+
 func (d *providerData) requireBackend() (backend.Backend, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if d == nil || d.backend == nil {
