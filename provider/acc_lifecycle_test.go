@@ -116,8 +116,15 @@ func TestAccContainerDrift(t *testing.T) {
 	address := "berth_container.web"
 	config := env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 1, "512MiB", 49000)) +
 		lcContainer("web", pool, "web", env.Image, `cpu = 0.1`, `memory = "32MiB"`, `ports = [{ internal = 8080 }]`)
-
+	stopped := env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 1, "512MiB", 49000)) +
+		lcContainer("web", pool, "web", env.Image, `cpu = 0.1`, `memory = "32MiB"`, `ports = [{ internal = 8080 }]`, `running = false`)
 	var firstID string
+	sameContainer := func(s *terraform.State) error {
+		if id, _ := lcAttr(s, address, "container_id"); id != firstID {
+			return fmt.Errorf("container_id changed from %s to %s: stopping and starting keep the container", firstID, id)
+		}
+		return nil
+	}
 	onEngine := func(wantRunning bool) resource.TestCheckFunc {
 		return func(s *terraform.State) error {
 			id, err := lcAttr(s, address, "container_id")
@@ -132,8 +139,8 @@ func TestAccContainerDrift(t *testing.T) {
 				return errors.New("web is on no engine")
 			case c.ID != id:
 				return fmt.Errorf("engine %s has web as %s, state says %s", host, c.ID, id)
-			case c.Running != wantRunning || c.State != "running":
-				return fmt.Errorf("web on %s is %s", host, c.State)
+			case c.Running != wantRunning || (wantRunning && c.State != "running"):
+				return fmt.Errorf("web on %s is %s, want running = %v", host, c.State, wantRunning)
 			}
 			return nil
 		}
@@ -193,12 +200,28 @@ func TestAccContainerDrift(t *testing.T) {
 					plancheck.ExpectResourceAction(address, plancheck.ResourceActionUpdate),
 					lcExpectChange{address: address, attr: "running", before: false, after: true},
 				}},
-				Check: resource.ComposeTestCheckFunc(onEngine(true), func(s *terraform.State) error {
-					if id, _ := lcAttr(s, address, "container_id"); id != firstID {
-						return fmt.Errorf("container_id changed from %s to %s: started means the same container", firstID, id)
-					}
-					return nil
-				}),
+				Check: resource.ComposeTestCheckFunc(onEngine(true), sameContainer),
+			},
+			{
+				// running = false stops it in place; the next plan is empty.
+				Config: stopped,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(address, plancheck.ResourceActionUpdate),
+						lcExpectChange{address: address, attr: "running", before: true, after: false},
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: resource.ComposeTestCheckFunc(onEngine(false), sameContainer),
+			},
+			{
+				// And running = true (the default) starts it again.
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(address, plancheck.ResourceActionUpdate),
+					lcExpectChange{address: address, attr: "running", before: false, after: true},
+				}},
+				Check: resource.ComposeTestCheckFunc(onEngine(true), sameContainer),
 			},
 		},
 	})

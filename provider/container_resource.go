@@ -37,11 +37,10 @@ import (
 )
 
 var (
-	_ resource.Resource                   = (*ContainerResource)(nil)
-	_ resource.ResourceWithConfigure      = (*ContainerResource)(nil)
-	_ resource.ResourceWithImportState    = (*ContainerResource)(nil)
-	_ resource.ResourceWithModifyPlan     = (*ContainerResource)(nil)
-	_ resource.ResourceWithValidateConfig = (*ContainerResource)(nil)
+	_ resource.Resource                = (*ContainerResource)(nil)
+	_ resource.ResourceWithConfigure   = (*ContainerResource)(nil)
+	_ resource.ResourceWithImportState = (*ContainerResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*ContainerResource)(nil)
 )
 
 // Defaults of berth_container.
@@ -327,8 +326,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				},
 			},
 			"running": schema.BoolAttribute{
-				MarkdownDescription: "Whether the container is running. A container found stopped plans a start. " +
-					"Only `true` (the default) is supported for now.",
+				MarkdownDescription: "Whether the container should run. A container found stopped while this is " +
+					"`true` (the default) plans a start; `false` stops it (within `stop_timeout`) and keeps it, and " +
+					"its reserved capacity, on its host.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(true),
@@ -457,7 +457,13 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 		}
 		return
 	}
+	wantRunning := plan.Running.ValueBool()
 	resp.Diagnostics.Append(plan.observe(created)...)
+	if !wantRunning {
+		// Created, started once (so a broken image fails the create), then
+		// stopped as configured.
+		resp.Diagnostics.Append(r.stop(ctx, be, created, &plan)...)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 
@@ -519,7 +525,8 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 		plan.CPU = cpuValue(plan.CPU, resized.Resources.MilliCPU)
 		plan.Memory = memoryValue(plan.Memory, resized.Resources.MemoryBytes)
 	}
-	if plan.Running.ValueBool() && !state.Running.ValueBool() {
+	switch {
+	case plan.Running.ValueBool() && !state.Running.ValueBool():
 		started, err := be.StartContainer(ctx, current, !plan.Healthcheck.IsNull())
 		if err != nil {
 			resp.Diagnostics.AddError(fmt.Sprintf("Cannot start container %s", state.ID.ValueString()), err.Error())
@@ -527,8 +534,23 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 		}
 		plan.Running = types.BoolValue(started.Running)
 		plan.IPAddress = types.StringValue(started.IPAddress)
+	case !plan.Running.ValueBool() && state.Running.ValueBool():
+		resp.Diagnostics.Append(r.stop(ctx, be, current, &plan)...)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+// stop stops the container and records that in model.
+func (r *ContainerResource) stop(ctx context.Context, be backend.Backend, current backend.ContainerState, model *ContainerResourceModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	stopped, err := be.StopContainer(ctx, current, durationOrDefault(model.StopTimeout, 10*time.Second))
+	if err != nil {
+		diags.AddError(fmt.Sprintf("Cannot stop container %s", model.ID.ValueString()), err.Error())
+		return diags
+	}
+	model.Running = types.BoolValue(stopped.Running)
+	model.IPAddress = types.StringValue(stopped.IPAddress)
+	return diags
 }
 
 func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -583,16 +605,6 @@ func (r *ContainerResource) ImportState(ctx context.Context, req resource.Import
 	resp.Diagnostics.Append(resp.State.Set(ctx, model)...)
 }
 
-// ValidateConfig rejects what the schema alone cannot express.
-func (r *ContainerResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var running types.Bool
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("running"), &running)...)
-	if isKnown(running) && !running.ValueBool() {
-		resp.Diagnostics.AddAttributeError(path.Root("running"), "Stopping containers is not supported yet",
-			"Berth keeps its containers running: remove running = false (or set it to true).")
-	}
-}
-
 // ModifyPlan makes the id known, keeps equivalent spellings of cpu and
 // memory, checks at plan time that a new container fits (the error explains
 // why it does not), and turns a resize that no longer fits its host into a
@@ -622,8 +634,8 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 			return
 		}
 		plan.keepEquivalentSizes(*state)
-		if plan.Running.ValueBool() && !state.Running.ValueBool() {
-			plan.IPAddress = types.StringUnknown() // a restarted container may get a new address
+		if plan.Running.ValueBool() != state.Running.ValueBool() {
+			plan.IPAddress = types.StringUnknown() // a restarted container may get a new address; a stopped one has none
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)

@@ -64,10 +64,6 @@ func TestContainerRejectsBadInput(t *testing.T) {
 			attrs: `cpu = 0`,
 			want:  `Attribute cpu value must be at least 0.001`,
 		},
-		"running false": {
-			attrs: `running = false`,
-			want:  `Stopping containers is not supported yet`,
-		},
 	}
 	for caseName, tc := range cases {
 		t.Run(caseName, func(t *testing.T) {

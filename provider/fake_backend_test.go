@@ -280,6 +280,17 @@ func (b *fakeBackend) StartContainer(_ context.Context, current backend.Containe
 	return b.copyOf(c), nil
 }
 
+func (b *fakeBackend) StopContainer(_ context.Context, current backend.ContainerState, _ time.Duration) (backend.ContainerState, error) {
+	b.engines.mu.Lock()
+	defer b.engines.mu.Unlock()
+	c, ok := b.engines.containers[current.Ref.Pool+"/"+current.Ref.Name]
+	if !ok {
+		return backend.ContainerState{}, fmt.Errorf("container %s/%s is gone", current.Ref.Pool, current.Ref.Name)
+	}
+	c.Running = false
+	return b.copyOf(c), nil
+}
+
 func (b *fakeBackend) DeleteContainer(_ context.Context, ref backend.ContainerRef, _ time.Duration) error {
 	b.engines.mu.Lock()
 	defer b.engines.mu.Unlock()

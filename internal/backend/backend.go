@@ -45,6 +45,9 @@ type Backend interface {
 	ResizeContainer(ctx context.Context, current ContainerState, res Resources) (ContainerState, error)
 	// StartContainer starts a stopped container and waits for it.
 	StartContainer(ctx context.Context, current ContainerState, waitHealthy bool) (ContainerState, error)
+	// StopContainer stops a container and keeps it, with its capacity:
+	// a stopped container still holds its place on the host.
+	StopContainer(ctx context.Context, current ContainerState, stopTimeout time.Duration) (ContainerState, error)
 	// DeleteContainer stops (within timeout) and removes it, releasing capacity.
 	DeleteContainer(ctx context.Context, ref ContainerRef, stopTimeout time.Duration) error
 	// FindContainer looks a container up by pool and name (import).

@@ -355,6 +355,20 @@ func (b *Embedded) StartContainer(ctx context.Context, current ContainerState, w
 	return current, nil
 }
 
+// StopContainer stops the container and leaves it, and its reservation, in place.
+func (b *Embedded) StopContainer(ctx context.Context, current ContainerState, stopTimeout time.Duration) (ContainerState, error) {
+	eng, err := b.engines.Get(current.Ref.Host)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	defer b.reads.changed(current.Ref.Host)
+	if err := eng.Stop(ctx, current.Ref.ContainerID, stopTimeout); err != nil {
+		return ContainerState{}, fmt.Errorf("stopping %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
+	}
+	current.Running, current.Health, current.IPAddress = false, "", ""
+	return current, nil
+}
+
 // DeleteContainer stops and removes the container and releases its capacity.
 // It works from state alone: no pool lookup is needed.
 func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTimeout time.Duration) error {

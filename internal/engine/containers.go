@@ -389,12 +389,23 @@ func (e *Engine) UpdateResources(ctx context.Context, id string, milliCPU, memor
 // StopAndRemove stops the container, giving it timeout to exit, then
 // removes it. A container that is already gone is not an error.
 func (e *Engine) StopAndRemove(ctx context.Context, id string, timeout time.Duration) error {
-	seconds := int(math.Ceil(timeout.Seconds()))
-	err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return e.fail("stop container "+id, err)
+	if err := e.Stop(ctx, id, timeout); err != nil && !cerrdefs.IsNotFound(err) {
+		return err
 	}
 	return e.Remove(ctx, id)
+}
+
+// Stop stops a container, killing it when it outlives timeout. Stopping a
+// stopped container is not an error.
+func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	seconds := int(math.Ceil(timeout.Seconds()))
+	if err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds}); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return err
+		}
+		return e.fail("stop container "+id, err)
+	}
+	return nil
 }
 
 // Remove force-removes the container. A container that is already gone is
