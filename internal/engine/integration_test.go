@@ -202,17 +202,8 @@ func TestIntegrationPoolRecords(t *testing.T) {
 	if err := e.WritePoolRecord(ctx, otherRecord); err != nil {
 		t.Fatal(err)
 	}
-	all, err := e.ListPoolRecords(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[string]PoolRecord{}
-	for _, rec := range all {
-		found[rec.Name] = rec
-	}
-	if !reflect.DeepEqual(found[pool], second) || !reflect.DeepEqual(found[other], otherRecord) {
-		t.Fatalf("ListPoolRecords = %+v", all)
-	}
+	assertRecord(t, e, other, otherRecord) // pools' records do not mix
+	assertRecord(t, e, pool, second)
 
 	if err := e.DeletePoolRecord(ctx, pool); err != nil {
 		t.Fatal(err)

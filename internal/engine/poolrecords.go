@@ -108,25 +108,6 @@ func (e *Engine) ReadPoolRecord(ctx context.Context, pool string) (*PoolRecord, 
 	return &newest, nil
 }
 
-// ListPoolRecords returns the newest record of every pool on the engine,
-// sorted by pool name.
-func (e *Engine) ListPoolRecords(ctx context.Context) ([]PoolRecord, error) {
-	stored, err := e.listRecordVolumes(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	newest := map[string]PoolRecord{}
-	for _, s := range stored { // oldest first: later ones win
-		newest[s.record.Name] = s.record
-	}
-	records := make([]PoolRecord, 0, len(newest))
-	for _, rec := range newest {
-		records = append(records, rec)
-	}
-	sort.Slice(records, func(i, j int) bool { return records[i].Name < records[j].Name })
-	return records, nil
-}
-
 // DeletePoolRecord removes every record of the pool. Deleting a pool that
 // has no record is not an error.
 func (e *Engine) DeletePoolRecord(ctx context.Context, pool string) error {
