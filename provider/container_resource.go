@@ -493,8 +493,8 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
 
-// Update resizes in place and starts a stopped container; everything else
-// either replaces the container or lives only in state.
+// Update resizes in place and starts or stops the container; everything
+// else either replaces the container or lives only in state.
 func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan, state ContainerResourceModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -543,7 +543,7 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 // stop stops the container and records that in model.
 func (r *ContainerResource) stop(ctx context.Context, be backend.Backend, current backend.ContainerState, model *ContainerResourceModel) diag.Diagnostics {
 	var diags diag.Diagnostics
-	stopped, err := be.StopContainer(ctx, current, durationOrDefault(model.StopTimeout, 10*time.Second))
+	stopped, err := be.StopContainer(ctx, current, model.stopTimeout())
 	if err != nil {
 		diags.AddError(fmt.Sprintf("Cannot stop container %s", model.ID.ValueString()), err.Error())
 		return diags
@@ -567,7 +567,7 @@ func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stop := durationOrDefault(state.StopTimeout, 10*time.Second)
+	stop := state.stopTimeout()
 	if err := be.DeleteContainer(ctx, state.ref(), stop); err != nil {
 		resp.Diagnostics.AddError(fmt.Sprintf("Cannot delete container %s", state.ID.ValueString()), err.Error())
 	}
@@ -817,6 +817,11 @@ func (m ContainerResourceModel) current() backend.ContainerState {
 }
 
 // spec converts a fully known plan into the backend's ContainerSpec.
+// stopTimeout is stop_timeout as a duration (its default when unset).
+func (m ContainerResourceModel) stopTimeout() time.Duration {
+	return durationOrDefault(m.StopTimeout, 10*time.Second)
+}
+
 func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec, diag.Diagnostics) {
 	spec := backend.ContainerSpec{
 		Pool:        m.Pool.ValueString(),
@@ -826,7 +831,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 		SpreadGroup: m.SpreadGroup.ValueString(),
 		MaxPerHost:  int(m.MaxPerHost.ValueInt64()),
 		Restart:     m.Restart.ValueString(),
-		StopTimeout: durationOrDefault(m.StopTimeout, 10*time.Second),
+		StopTimeout: m.stopTimeout(),
 	}
 	if isKnown(m.Host) {
 		spec.Host = m.Host.ValueString()

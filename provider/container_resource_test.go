@@ -262,29 +262,25 @@ resource "berth_container" "b" {
 }
 
 func TestContainerImportRejectsBadID(t *testing.T) {
+	importTarget := poolConfig + `
+resource "berth_container" "web" {
+  pool  = "dc1"
+  name  = "web"
+  image = "app:1"
+}`
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: newFakeEngines().factories(),
 		Steps: []resource.TestStep{
 			{Config: poolConfig},
 			{
-				Config: poolConfig + `
-resource "berth_container" "web" {
-  pool  = "dc1"
-  name  = "web"
-  image = "app:1"
-}`,
+				Config:        importTarget,
 				ResourceName:  "berth_container.web",
 				ImportState:   true,
 				ImportStateId: "web",
 				ExpectError:   diagnostic(`Invalid import ID..."web" is not <pool>/<name>`),
 			},
 			{
-				Config: poolConfig + `
-resource "berth_container" "web" {
-  pool  = "dc1"
-  name  = "web"
-  image = "app:1"
-}`,
+				Config:        importTarget,
 				ResourceName:  "berth_container.web",
 				ImportState:   true,
 				ImportStateId: "dc1/missing",

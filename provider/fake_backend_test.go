@@ -259,35 +259,26 @@ func (b *fakeBackend) ReadContainer(_ context.Context, ref backend.ContainerRef)
 }
 
 func (b *fakeBackend) ResizeContainer(_ context.Context, current backend.ContainerState, res backend.Resources) (backend.ContainerState, error) {
-	b.engines.mu.Lock()
-	defer b.engines.mu.Unlock()
-	c, ok := b.engines.containers[current.Ref.Pool+"/"+current.Ref.Name]
-	if !ok {
-		return backend.ContainerState{}, fmt.Errorf("container %s/%s is gone", current.Ref.Pool, current.Ref.Name)
-	}
-	c.Resources, c.Ref.Resources = res, res
-	return b.copyOf(c), nil
+	return b.change(current, func(c *backend.ContainerState) { c.Resources, c.Ref.Resources = res, res })
 }
 
 func (b *fakeBackend) StartContainer(_ context.Context, current backend.ContainerState, _ bool) (backend.ContainerState, error) {
-	b.engines.mu.Lock()
-	defer b.engines.mu.Unlock()
-	c, ok := b.engines.containers[current.Ref.Pool+"/"+current.Ref.Name]
-	if !ok {
-		return backend.ContainerState{}, fmt.Errorf("container %s/%s is gone", current.Ref.Pool, current.Ref.Name)
-	}
-	c.Running = true
-	return b.copyOf(c), nil
+	return b.change(current, func(c *backend.ContainerState) { c.Running = true })
 }
 
 func (b *fakeBackend) StopContainer(_ context.Context, current backend.ContainerState, _ time.Duration) (backend.ContainerState, error) {
+	return b.change(current, func(c *backend.ContainerState) { c.Running = false })
+}
+
+// change applies fn to a stored container, as an engine operation would.
+func (b *fakeBackend) change(current backend.ContainerState, fn func(*backend.ContainerState)) (backend.ContainerState, error) {
 	b.engines.mu.Lock()
 	defer b.engines.mu.Unlock()
 	c, ok := b.engines.containers[current.Ref.Pool+"/"+current.Ref.Name]
 	if !ok {
 		return backend.ContainerState{}, fmt.Errorf("container %s/%s is gone", current.Ref.Pool, current.Ref.Name)
 	}
-	c.Running = false
+	fn(c)
 	return b.copyOf(c), nil
 }
 

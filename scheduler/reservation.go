@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -285,6 +286,24 @@ func (s *Scheduler) ExpireLeases(ctx context.Context) ([]string, error) {
 	return freed, errors.Join(errs...)
 }
 
+// Host returns one current host, as SetHosts gave it, with its health.
+func (s *Scheduler) Host(name string) (Host, bool) {
+	slot := s.hosts.Load().slot(name)
+	if slot == nil {
+		return Host{}, false
+	}
+	return slot.state.Load().public(), true
+}
+
+// public copies the host out of its state, labels included, so callers
+// cannot change what placement reads.
+func (st *hostState) public() Host {
+	h := st.host.Host
+	h.Healthy = st.healthy
+	h.Labels = maps.Clone(st.host.Labels)
+	return h
+}
+
 // Usage reports every host's capacity and what is held on it, sorted by
 // host name. Free is clamped at zero on overcommitted hosts.
 func (s *Scheduler) Usage() []HostUsage {
@@ -292,15 +311,9 @@ func (s *Scheduler) Usage() []HostUsage {
 	out := make([]HostUsage, 0, len(tbl.list))
 	for _, slot := range tbl.list {
 		st := slot.state.Load()
-		h := st.host.Host
-		h.Healthy = st.healthy
-		h.Labels = make(map[string]string, len(st.host.Labels))
-		for k, v := range st.host.Labels {
-			h.Labels[k] = v
-		}
 		free := st.free()
 		u := HostUsage{
-			Host:       h,
+			Host:       st.public(),
 			Reserved:   st.used,
 			Free:       Resources{MilliCPU: max(free.MilliCPU, 0), MemoryBytes: max(free.MemoryBytes, 0)},
 			Containers: st.containers,

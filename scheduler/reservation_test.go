@@ -228,3 +228,21 @@ func TestLeaseExpiryAsksTheVerifier(t *testing.T) {
 		t.Errorf("no verifier: %v", err)
 	}
 }
+
+func TestHostIsACopyWithHealth(t *testing.T) {
+	h := host("node1", 2, gib)
+	h.Labels = map[string]string{"zone": "a"}
+	s, _ := testScheduler(t, Spread, h)
+	s.SetHealthy("node1", false)
+	got, ok := s.Host("node1")
+	if !ok || got.Capacity != h.Capacity || got.Healthy || got.Labels["zone"] != "a" {
+		t.Fatalf("Host(node1) = %+v, %v", got, ok)
+	}
+	got.Labels["zone"] = "changed"
+	if again, _ := s.Host("node1"); again.Labels["zone"] != "a" {
+		t.Error("changing the returned labels changed the scheduler's host")
+	}
+	if _, ok := s.Host("node9"); ok {
+		t.Error("Host(node9) found a host that does not exist")
+	}
+}

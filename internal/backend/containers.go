@@ -13,9 +13,8 @@ import (
 
 // maxPlacementAttempts bounds how often one create yields to a container of
 // another process (or a failing engine) and places again. A loser learns
-// the other process's containers one host at a time, and both processes
-// pick the same lowest free ports, so a busy race can take several yields
-// per host.
+// the other process's containers one host at a time, so a busy race can
+// take several yields per host.
 const maxPlacementAttempts = 16
 
 // vanishWaits bounds how often a create that finds no room waits for
@@ -205,27 +204,37 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	if res, err = ps.sched.Bind(res.ID, id); err != nil {
 		return ContainerState{}, err
 	}
-	if err := eng.StartContainer(ctx, id); err != nil {
-		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", spec.Name, res.Host, err)
-	}
-	if err := eng.WaitRunning(ctx, id, spec.Healthcheck != nil); err != nil {
-		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", spec.Name, res.Host, err)
+	observed, err := runAndObserve(ctx, eng, id, spec.Name, spec.Healthcheck != nil)
+	if err != nil {
+		return ContainerState{}, err
 	}
 	if fits, err := b.verify(ctx, ps, eng, id, spec); err != nil {
 		return ContainerState{}, fmt.Errorf("verifying %s on %s: %w", spec.Name, res.Host, err)
 	} else if !fits {
 		return ContainerState{}, errYieldedLate
 	}
-	observed, err := eng.InspectContainer(ctx, id)
-	if err != nil {
-		return ContainerState{}, err
-	}
-	if observed == nil {
-		return ContainerState{}, fmt.Errorf("container %s vanished from %s right after it started", spec.Name, res.Host)
-	}
 	state := stateOf(res.Host, *observed)
 	state.ReservationID = res.ID
 	return state, nil
+}
+
+// runAndObserve starts a container, waits until it runs (and is healthy,
+// when asked) and inspects it.
+func runAndObserve(ctx context.Context, eng *engine.Engine, id, name string, healthy bool) (*engine.Container, error) {
+	if err := eng.StartContainer(ctx, id); err != nil {
+		return nil, fmt.Errorf("starting %s on %s: %w", name, eng.Name(), err)
+	}
+	if err := eng.WaitRunning(ctx, id, healthy); err != nil {
+		return nil, fmt.Errorf("waiting for %s on %s: %w", name, eng.Name(), err)
+	}
+	observed, err := eng.InspectContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if observed == nil {
+		return nil, fmt.Errorf("container %s vanished from %s right after it started", name, eng.Name())
+	}
+	return observed, nil
 }
 
 // discard removes a container this process made, even after ctx ended,
@@ -337,19 +346,10 @@ func (b *Embedded) StartContainer(ctx context.Context, current ContainerState, w
 		return ContainerState{}, err
 	}
 	defer b.reads.changed(current.Ref.Host)
-	if err := eng.StartContainer(ctx, current.Ref.ContainerID); err != nil {
-		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
-	}
-	if err := eng.WaitRunning(ctx, current.Ref.ContainerID, waitHealthy); err != nil {
-		return ContainerState{}, fmt.Errorf("waiting for %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
-	}
 	// A restarted container may get another address on its network.
-	observed, err := eng.InspectContainer(ctx, current.Ref.ContainerID)
+	observed, err := runAndObserve(ctx, eng, current.Ref.ContainerID, current.Ref.Name, waitHealthy)
 	if err != nil {
 		return ContainerState{}, err
-	}
-	if observed == nil {
-		return ContainerState{}, fmt.Errorf("container %s vanished from %s right after it started", current.Ref.Name, current.Ref.Host)
 	}
 	current.Running, current.Health, current.IPAddress = observed.Running, observed.Health, observed.IPAddress
 	return current, nil

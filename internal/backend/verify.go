@@ -206,10 +206,8 @@ func portKey(p engine.PortBinding) string {
 
 // hostOf returns the scheduler's view of one host of the pool.
 func hostOf(ps *poolState, name string) scheduler.Host {
-	for _, h := range ps.sched.Usage() {
-		if h.Host.Name == name {
-			return h.Host
-		}
+	if h, ok := ps.sched.Host(name); ok {
+		return h
 	}
 	return scheduler.Host{Name: name}
 }

@@ -33,11 +33,7 @@ func portTaken(err error) bool {
 // learnForeign puts the host's containers that this process does not know
 // into the ledger, so that the next placement counts them.
 func (b *Embedded) learnForeign(ctx context.Context, ps *poolState, host, pool string) {
-	eng, err := b.engines.Get(host)
-	if err != nil {
-		return
-	}
-	listed, err := eng.ListContainers(ctx, pool)
+	eng, listed, err := b.list(ctx, host, pool)
 	if err != nil {
 		return
 	}
