@@ -266,7 +266,9 @@ cmd_down() {
     remove_cgroups "$slot"
   done
   unmount_under "$dir"
-  if awk -v prefix="$dir/" 'index($5, prefix) == 1' /proc/self/mountinfo | grep -q .; then
+  # Captured, not piped into grep -q: an early exit of grep would fail awk
+  # with SIGPIPE under pipefail.
+  if [[ -n $(awk -v prefix="$dir/" 'index($5, prefix) == 1' /proc/self/mountinfo) ]]; then
     die "mounts remain under $dir; not deleting it"
   fi
   rm -rf --one-file-system "$dir"

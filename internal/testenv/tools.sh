@@ -60,8 +60,20 @@ ensure_packages() {
 # terraform_reports_version succeeds when $1 is a Terraform CLI. The CLI
 # config is pointed at /dev/null because the environment may name a file that
 # does not exist, which makes Terraform print warnings.
+# The output is captured whole before it is matched: a pipe into `head` or
+# `grep -q` may close early, and under pipefail the CLI's SIGPIPE would then
+# fail a check of a CLI that runs fine.
 terraform_reports_version() {
-  TF_CLI_CONFIG_FILE=/dev/null "$1" version 2>/dev/null | head -n 1 | grep -q "^Terraform v${2:-}"
+  local out
+  out=$(TF_CLI_CONFIG_FILE=/dev/null "$1" version 2>/dev/null) || return 1
+  [[ ${out%%$'\n'*} == "Terraform v${2:-}"* ]]
+}
+
+# terraform_version_line prints the first line of the CLI's version output.
+terraform_version_line() {
+  local out
+  out=$(TF_CLI_CONFIG_FILE=/dev/null "$1" version 2>/dev/null) || true
+  echo "${out%%$'\n'*}"
 }
 
 build_terraform() {
@@ -99,5 +111,5 @@ ensure_packages
 terraform_path=$(find_terraform)
 mkdir -p "$cache_dir"
 echo "$terraform_path" >"$cache_dir/terraform-path"
-log "terraform: $terraform_path ($(TF_CLI_CONFIG_FILE=/dev/null "$terraform_path" version 2>/dev/null | head -n 1))"
+log "terraform: $terraform_path ($(terraform_version_line "$terraform_path"))"
 echo "$terraform_path"
