@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 // poolConfig declares a pool of two hosts with 2 CPUs and 1GiB each.

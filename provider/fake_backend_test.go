@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 // fakeEngines stands in for the Docker engines during provider tests: it

@@ -3,7 +3,7 @@ package provider
 import (
 	"sync"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 // leftoverKey marks, in private state, a container kept after a failed

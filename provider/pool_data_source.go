@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 var (

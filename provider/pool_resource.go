@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
 	"github.com/berthsh/terraform-provider-berth/scheduler"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 var (

@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
-	"github.com/berthsh/terraform-provider-berth/internal/backend"
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 var _ provider.Provider = (*BerthProvider)(nil)

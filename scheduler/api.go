@@ -7,7 +7,7 @@ import (
 )
 
 // This file is the scheduler's public contract, shared with provider/ and
-// internal/backend. Keep signatures stable; extend rather than rename.
+// scheduler/backend. Keep signatures stable; extend rather than rename.
 
 // Resources is an amount of compute: CPU in millicores, memory in bytes.
 type Resources struct {
