@@ -1,0 +1,315 @@
+package provider
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+)
+
+// ContainerResourceModel is berth_container's configuration and state.
+type ContainerResourceModel struct {
+	ID             types.String   `tfsdk:"id"`
+	Pool           types.String   `tfsdk:"pool"`
+	Name           types.String   `tfsdk:"name"`
+	Image          types.String   `tfsdk:"image"`
+	Command        types.List     `tfsdk:"command"`
+	Env            types.Map      `tfsdk:"env"`
+	CPU            types.Float64  `tfsdk:"cpu"`
+	Memory         types.String   `tfsdk:"memory"`
+	Ports          types.List     `tfsdk:"ports"` // of portModel
+	Constraints    types.List     `tfsdk:"constraints"`
+	SpreadGroup    types.String   `tfsdk:"spread_group"`
+	MaxPerHost     types.Int64    `tfsdk:"max_per_host"`
+	Restart        types.String   `tfsdk:"restart"`
+	Host           types.String   `tfsdk:"host"`
+	Healthcheck    types.Object   `tfsdk:"healthcheck"`   // healthcheckModel
+	RegistryAuth   types.Object   `tfsdk:"registry_auth"` // registryAuthModel
+	Running        types.Bool     `tfsdk:"running"`
+	StopTimeout    types.String   `tfsdk:"stop_timeout"`
+	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+	ContainerID    types.String   `tfsdk:"container_id"`
+	IPAddress      types.String   `tfsdk:"ip_address"`
+	PublishedPorts types.List     `tfsdk:"published_ports"` // of portModel
+	ReservationID  types.String   `tfsdk:"reservation_id"`
+}
+
+// portModel is one entry of ports and published_ports.
+type portModel struct {
+	Internal types.Int64  `tfsdk:"internal"`
+	External types.Int64  `tfsdk:"external"`
+	Protocol types.String `tfsdk:"protocol"`
+}
+
+type healthcheckModel struct {
+	Test        types.List   `tfsdk:"test"`
+	Interval    types.String `tfsdk:"interval"`
+	Timeout     types.String `tfsdk:"timeout"`
+	StartPeriod types.String `tfsdk:"start_period"`
+	Retries     types.Int64  `tfsdk:"retries"`
+}
+
+type registryAuthModel struct {
+	ServerAddress types.String `tfsdk:"server_address"`
+	Username      types.String `tfsdk:"username"`
+	Password      types.String `tfsdk:"password"`
+}
+
+var (
+	portAttrTypes = map[string]attr.Type{
+		"internal": types.Int64Type,
+		"external": types.Int64Type,
+		"protocol": types.StringType,
+	}
+	portObjectType    = types.ObjectType{AttrTypes: portAttrTypes}
+	timeoutsAttrTypes = map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType}
+	healthcheckTypes  = map[string]attr.Type{"test": types.ListType{ElemType: types.StringType}, "interval": types.StringType, "timeout": types.StringType, "start_period": types.StringType, "retries": types.Int64Type}
+	registryAuthTypes = map[string]attr.Type{"server_address": types.StringType, "username": types.StringType, "password": types.StringType}
+	replaceIfChanged  = []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	keepStableString  = []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+)
+
+// replacesExisting reports whether an attribute that forces replacement
+// changed; then the new size is checked as a create, not as a resize.
+func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) bool {
+	pairs := [][2]attr.Value{
+		{m.Pool, state.Pool}, {m.Name, state.Name}, {m.Image, state.Image}, {m.Command, state.Command},
+		{m.Env, state.Env}, {m.Ports, state.Ports}, {m.Constraints, state.Constraints},
+		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost}, {m.Restart, state.Restart},
+		{m.Healthcheck, state.Healthcheck}, {m.Host, state.Host},
+	}
+	for _, p := range pairs {
+		if !p[0].Equal(p[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepEquivalentSizes plans the prior spelling of cpu or memory when the
+// configuration means the same amount (Terraform accepts the prior value in
+// place of the configured one).
+func (m *ContainerResourceModel) keepEquivalentSizes(state ContainerResourceModel) {
+	if !m.Memory.Equal(state.Memory) && sameMemory(m.Memory, state.Memory) {
+		m.Memory = state.Memory
+	}
+	if isKnown(m.CPU) && isKnown(state.CPU) && milliCPU(m.CPU.ValueFloat64()) == milliCPU(state.CPU.ValueFloat64()) {
+		m.CPU = state.CPU
+	}
+}
+
+// resources is the planned or recorded size; zero when not known.
+func (m ContainerResourceModel) resources() backend.Resources {
+	var res backend.Resources
+	if isKnown(m.CPU) {
+		res.MilliCPU = milliCPU(m.CPU.ValueFloat64())
+	}
+	if isKnown(m.Memory) {
+		res.MemoryBytes, _ = parseMemory(m.Memory.ValueString())
+	}
+	return res
+}
+
+// ref identifies the container from state alone, so that Read and Delete
+// work without the pool resource (destroy, -target, -refresh=false).
+func (m ContainerResourceModel) ref() backend.ContainerRef {
+	return backend.ContainerRef{
+		Pool:        m.Pool.ValueString(),
+		Name:        m.Name.ValueString(),
+		Host:        m.Host.ValueString(),
+		ContainerID: m.ContainerID.ValueString(),
+		Resources:   m.resources(),
+	}
+}
+
+// current is the container as recorded in state.
+func (m ContainerResourceModel) current() backend.ContainerState {
+	return backend.ContainerState{
+		Ref:           m.ref(),
+		ReservationID: m.ReservationID.ValueString(),
+		Image:         m.Image.ValueString(),
+		Resources:     m.resources(),
+		SpreadGroup:   m.SpreadGroup.ValueString(),
+		MaxPerHost:    int(m.MaxPerHost.ValueInt64()),
+		Restart:       m.Restart.ValueString(),
+		IPAddress:     m.IPAddress.ValueString(),
+		Running:       m.Running.ValueBool(),
+	}
+}
+
+// spec converts a fully known plan into the backend's ContainerSpec.
+// stopTimeout is stop_timeout as a duration (its default when unset).
+func (m ContainerResourceModel) stopTimeout() time.Duration {
+	return durationOrDefault(m.StopTimeout, 10*time.Second)
+}
+
+func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec, diag.Diagnostics) {
+	spec := backend.ContainerSpec{
+		Pool:        m.Pool.ValueString(),
+		Name:        m.Name.ValueString(),
+		Image:       m.Image.ValueString(),
+		Resources:   m.resources(),
+		SpreadGroup: m.SpreadGroup.ValueString(),
+		MaxPerHost:  int(m.MaxPerHost.ValueInt64()),
+		Restart:     m.Restart.ValueString(),
+		StopTimeout: m.stopTimeout(),
+	}
+	if isKnown(m.Host) {
+		spec.Host = m.Host.ValueString()
+	}
+	var diags diag.Diagnostics
+	diags.Append(m.Command.ElementsAs(ctx, &spec.Command, false)...)
+	diags.Append(m.Env.ElementsAs(ctx, &spec.Env, false)...)
+	diags.Append(m.Constraints.ElementsAs(ctx, &spec.Constraints, false)...)
+	var ports []portModel
+	diags.Append(m.Ports.ElementsAs(ctx, &ports, false)...)
+	for _, p := range ports {
+		spec.Ports = append(spec.Ports, backend.PortSpec{
+			Internal: int(p.Internal.ValueInt64()),
+			External: int(p.External.ValueInt64()),
+			Protocol: p.Protocol.ValueString(),
+		})
+	}
+	if !m.Healthcheck.IsNull() {
+		var hc healthcheckModel
+		diags.Append(m.Healthcheck.As(ctx, &hc, basetypes.ObjectAsOptions{})...)
+		spec.Healthcheck = &engine.Healthcheck{
+			Interval:    durationOrDefault(hc.Interval, 0),
+			Timeout:     durationOrDefault(hc.Timeout, 0),
+			StartPeriod: durationOrDefault(hc.StartPeriod, 0),
+			Retries:     int(hc.Retries.ValueInt64()),
+		}
+		diags.Append(hc.Test.ElementsAs(ctx, &spec.Healthcheck.Test, false)...)
+	}
+	if !m.RegistryAuth.IsNull() {
+		var auth registryAuthModel
+		diags.Append(m.RegistryAuth.As(ctx, &auth, basetypes.ObjectAsOptions{})...)
+		spec.RegistryAuth = &engine.RegistryAuth{
+			ServerAddress: auth.ServerAddress.ValueString(),
+			Username:      auth.Username.ValueString(),
+			Password:      auth.Password.ValueString(),
+		}
+	}
+	return spec, diags
+}
+
+// observe records what the backend saw: placement, identity, network and
+// the actual size (keeping the model's spelling when it means the same).
+func (m *ContainerResourceModel) observe(c backend.ContainerState) diag.Diagnostics {
+	m.ID = types.StringValue(c.Ref.Pool + "/" + c.Ref.Name)
+	m.Host = types.StringValue(c.Ref.Host)
+	m.ContainerID = types.StringValue(c.Ref.ContainerID)
+	m.ReservationID = types.StringValue(c.ReservationID)
+	m.IPAddress = types.StringValue(c.IPAddress)
+	m.Running = types.BoolValue(c.Running)
+	m.CPU = cpuValue(m.CPU, c.Resources.MilliCPU)
+	m.Memory = memoryValue(m.Memory, c.Resources.MemoryBytes)
+	published := make([]attr.Value, 0, len(c.Ports))
+	var diags diag.Diagnostics
+	for _, p := range c.Ports {
+		obj, d := types.ObjectValue(portAttrTypes, map[string]attr.Value{
+			"internal": types.Int64Value(int64(p.Internal)),
+			"external": types.Int64Value(int64(p.External)),
+			"protocol": types.StringValue(p.Protocol),
+		})
+		diags.Append(d...)
+		published = append(published, obj)
+	}
+	ports, d := types.ListValue(portObjectType, published)
+	diags.Append(d...)
+	m.PublishedPorts = ports
+	return diags
+}
+
+// importedModel rebuilds a whole state from a found container. The port
+// list records the ports as published: an import cannot tell which host
+// ports were picked by Berth.
+func importedModel(ctx context.Context, c backend.ContainerState) (ContainerResourceModel, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	m := ContainerResourceModel{
+		Pool:         types.StringValue(c.Ref.Pool),
+		Name:         types.StringValue(c.Ref.Name),
+		Image:        types.StringValue(c.Image),
+		Command:      types.ListNull(types.StringType),
+		Env:          types.MapNull(types.StringType),
+		CPU:          types.Float64Null(),
+		Memory:       types.StringNull(),
+		Ports:        types.ListNull(portObjectType),
+		Constraints:  types.ListNull(types.StringType),
+		SpreadGroup:  types.StringNull(),
+		MaxPerHost:   types.Int64Null(),
+		Restart:      types.StringValue(c.Restart),
+		Healthcheck:  types.ObjectNull(healthcheckTypes),
+		RegistryAuth: types.ObjectNull(registryAuthTypes),
+		StopTimeout:  types.StringValue(defaultStopTimeout),
+		Timeouts:     timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes)},
+	}
+	if c.Restart == "" {
+		m.Restart = types.StringValue(defaultRestart)
+	}
+	if len(c.Command) > 0 {
+		var d diag.Diagnostics
+		m.Command, d = types.ListValueFrom(ctx, types.StringType, c.Command)
+		diags.Append(d...)
+	}
+	if len(c.Env) > 0 {
+		var d diag.Diagnostics
+		m.Env, d = types.MapValueFrom(ctx, types.StringType, c.Env)
+		diags.Append(d...)
+	}
+	if len(c.Constraints) > 0 {
+		var d diag.Diagnostics
+		m.Constraints, d = types.ListValueFrom(ctx, types.StringType, c.Constraints)
+		diags.Append(d...)
+	}
+	if c.SpreadGroup != "" {
+		m.SpreadGroup = types.StringValue(c.SpreadGroup)
+	}
+	if c.MaxPerHost > 0 {
+		m.MaxPerHost = types.Int64Value(int64(c.MaxPerHost))
+	}
+	if c.Healthcheck != nil {
+		var d diag.Diagnostics
+		m.Healthcheck, d = healthcheckValue(ctx, *c.Healthcheck)
+		diags.Append(d...)
+	}
+	diags.Append(m.observe(c)...)
+	if len(c.Ports) > 0 {
+		m.Ports = m.PublishedPorts
+	}
+	return m, diags
+}
+
+// healthcheckValue renders an observed healthcheck the way it is written
+// in configuration; unset durations and retries stay null.
+func healthcheckValue(ctx context.Context, hc engine.Healthcheck) (types.Object, diag.Diagnostics) {
+	duration := func(d time.Duration) types.String {
+		if d == 0 {
+			return types.StringNull()
+		}
+		return types.StringValue(d.String())
+	}
+	test, diags := types.ListValueFrom(ctx, types.StringType, hc.Test)
+	model := healthcheckModel{
+		Test:        test,
+		Interval:    duration(hc.Interval),
+		Timeout:     duration(hc.Timeout),
+		StartPeriod: duration(hc.StartPeriod),
+		Retries:     types.Int64Null(),
+	}
+	if hc.Retries > 0 {
+		model.Retries = types.Int64Value(int64(hc.Retries))
+	}
+	value, d := types.ObjectValueFrom(ctx, healthcheckTypes, model)
+	diags.Append(d...)
+	return value, diags
+}
