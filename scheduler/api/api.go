@@ -1,0 +1,246 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+)
+
+// Headers of the contract (see the package documentation).
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderReplay         = "Idempotent-Replay"
+	HeaderRequestID      = "X-Request-Id"
+	HeaderRetryAfter     = "Retry-After"
+)
+
+// Limits and defaults.
+const (
+	MaxBodyBytes         = 1 << 20 // request bodies; larger ones get 413
+	MaxIdempotencyKeyLen = 200
+	MaxReadBatch         = 1000 // refs per ReadRequest
+	DefaultLeaseTTL      = 30 * time.Minute
+	MaxLeaseTTL          = 7 * 24 * time.Hour
+)
+
+// Routes, as net/http patterns (method and path). The server registers
+// exactly these; the client builds paths with the helpers below.
+const (
+	RouteHealthz          = "GET /healthz"
+	RoutePoolList         = "GET /v1/pools"
+	RoutePoolApply        = "PUT /v1/pools/{pool}"
+	RoutePoolPlan         = "POST /v1/pools/{pool}/plan"
+	RoutePoolGet          = "GET /v1/pools/{pool}"
+	RoutePoolDelete       = "DELETE /v1/pools/{pool}"
+	RoutePoolUsage        = "GET /v1/pools/{pool}/usage"
+	RouteUsage            = "GET /v1/usage"
+	RouteLeaseTake        = "POST /v1/leases"
+	RouteLeaseList        = "GET /v1/leases"
+	RouteLeaseGet         = "GET /v1/leases/{id}"
+	RouteLeaseRelease     = "DELETE /v1/leases/{id}"
+	RouteContainerCreate  = "POST /v1/containers"
+	RouteContainerRead    = "POST /v1/containers/read"
+	RouteContainerPlanRes = "POST /v1/containers/plan-resize"
+	RouteContainerResize  = "POST /v1/containers/resize"
+	RouteContainerStart   = "POST /v1/containers/start"
+	RouteContainerStop    = "POST /v1/containers/stop"
+	RouteContainerDelete  = "POST /v1/containers/delete"
+	RouteContainerFind    = "GET /v1/containers/find"
+)
+
+// Paths for the client.
+const (
+	PathHealthz         = "/healthz"
+	PathPools           = "/v1/pools"
+	PathUsage           = "/v1/usage"
+	PathLeases          = "/v1/leases"
+	PathContainers      = "/v1/containers"
+	PathContainerRead   = "/v1/containers/read"
+	PathContainerPlanRs = "/v1/containers/plan-resize"
+	PathContainerResize = "/v1/containers/resize"
+	PathContainerStart  = "/v1/containers/start"
+	PathContainerStop   = "/v1/containers/stop"
+	PathContainerDelete = "/v1/containers/delete"
+	PathContainerFind   = "/v1/containers/find"
+)
+
+// PoolPath is /v1/pools/{pool}.
+func PoolPath(pool string) string { return PathPools + "/" + url.PathEscape(pool) }
+
+// PoolPlanPath is /v1/pools/{pool}/plan.
+func PoolPlanPath(pool string) string { return PoolPath(pool) + "/plan" }
+
+// PoolUsagePath is /v1/pools/{pool}/usage.
+func PoolUsagePath(pool string) string { return PoolPath(pool) + "/usage" }
+
+// LeasePath is /v1/leases/{id}.
+func LeasePath(id string) string { return PathLeases + "/" + url.PathEscape(id) }
+
+// FindPath is /v1/containers/find?pool=P&name=N.
+func FindPath(pool, name string) string {
+	return PathContainerFind + "?" + url.Values{"pool": {pool}, "name": {name}}.Encode()
+}
+
+// Error codes (see the package documentation for their statuses).
+const (
+	CodeBadRequest            = "bad_request"
+	CodeMissingIdempotencyKey = "missing_idempotency_key"
+	CodeUnauthorized          = "unauthorized"
+	CodeForbidden             = "forbidden"
+	CodeNotFound              = "not_found"
+	CodePoolNotFound          = "pool_not_found"
+	CodeLeaseNotFound         = "lease_not_found"
+	CodeContainerNotFound     = "container_not_found"
+	CodeMethodNotAllowed      = "method_not_allowed"
+	CodeInFlight              = "in_flight"
+	CodeNoFit                 = "no_fit"
+	CodeLeaseExpired          = "lease_expired"
+	CodeNameInUse             = "name_in_use"
+	CodePoolInUse             = "pool_in_use"
+	CodeConflict              = "conflict"
+	CodeBodyTooLarge          = "body_too_large"
+	CodeIdempotencyKeyReused  = "idempotency_key_reused"
+	CodeBackend               = "backend_error"
+	CodeInternal              = "internal"
+	CodeNotReady              = "not_ready"
+	CodeShuttingDown          = "shutting_down"
+)
+
+// Error is every error response's body.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }
+
+// PoolList answers GET /v1/pools.
+type PoolList struct {
+	Pools []backend.PoolStatus
+}
+
+// UsageList answers GET /v1/usage.
+type UsageList struct {
+	Pools []backend.PoolUsage
+}
+
+// LeaseRequest takes or renews the lease of one planned create.
+type LeaseRequest struct {
+	Spec backend.ContainerSpec
+	// Replaces is the container this create replaces (PlanReplacement).
+	Replaces *backend.ContainerRef
+	// TTL is how long an unbound lease holds its capacity (placement_lease);
+	// zero means DefaultLeaseTTL.
+	TTL time.Duration
+}
+
+// LeaseState is a lease's stage.
+type LeaseState string
+
+// Lease states.
+const (
+	LeaseHeld  LeaseState = "held"  // capacity reserved, no container yet
+	LeaseBound LeaseState = "bound" // its container exists
+)
+
+// Lease is a plan's placement, held for one create.
+type Lease struct {
+	ID          string // the reservation id; labelled on the container
+	Pool        string
+	Name        string
+	Fingerprint string
+	Host        string
+	Resources   backend.Resources
+	Ports       []engine.PortBinding // host ports assigned (External 0 resolved)
+	State       LeaseState
+	ContainerID string // when bound
+	Holder      string // name of the token that took it
+	Created     time.Time
+	Expires     time.Time
+	Age         time.Duration // at the time of the answer
+}
+
+// LeaseList answers GET /v1/leases.
+type LeaseList struct {
+	Leases []Lease
+}
+
+// CreateRequest creates a container, on its lease's host.
+type CreateRequest struct {
+	Spec        backend.ContainerSpec
+	LeaseID     string // the lease the plan took; "" when none
+	PlannedHost string // the host the plan showed; "" when it was unknown
+}
+
+// ReadRequest reads several containers at once.
+type ReadRequest struct {
+	Refs []backend.ContainerRef
+}
+
+// ReadResponse has one entry per ref, in order; null when the container is gone.
+type ReadResponse struct {
+	Containers []*backend.ContainerState
+}
+
+// ResizeRequest asks for (plan-resize) or does (resize) an in-place resize.
+type ResizeRequest struct {
+	Current   backend.ContainerState
+	Resources backend.Resources
+}
+
+// PlanResizeResponse answers plan-resize.
+type PlanResizeResponse struct {
+	Fits   bool
+	Reason string // why not, when it does not fit
+}
+
+// StartRequest starts a stopped container.
+type StartRequest struct {
+	Current     backend.ContainerState
+	WaitHealthy bool
+}
+
+// StopRequest stops a container, keeping it and its capacity.
+type StopRequest struct {
+	Current     backend.ContainerState
+	StopTimeout time.Duration
+}
+
+// DeleteRequest stops and removes a container.
+type DeleteRequest struct {
+	Ref         backend.ContainerRef
+	StopTimeout time.Duration
+}
+
+// placement is what of a spec decides where it may land: the lease key's
+// fingerprint covers exactly this. A field that changes placement (volume
+// affinity, devices) belongs here; fields that may be unknown at plan and
+// place nothing (image, command, env) do not, so the apply's re-plan finds
+// the same lease.
+type placement struct {
+	Pool        string
+	Name        string
+	Resources   backend.Resources
+	Ports       []backend.PortSpec
+	Constraints []string
+	SpreadGroup string
+	MaxPerHost  int
+	Host        string
+}
+
+// Fingerprint digests what of spec decides its placement. berthd computes
+// it for every lease; clients may compare it with Lease.Fingerprint.
+func Fingerprint(spec backend.ContainerSpec) string {
+	h := sha256.New()
+	// Strings, numbers and slices of them always encode; a hash never fails to write.
+	_ = json.NewEncoder(h).Encode(placement{
+		Pool: spec.Pool, Name: spec.Name, Resources: spec.Resources, Ports: spec.Ports,
+		Constraints: spec.Constraints, SpreadGroup: spec.SpreadGroup, MaxPerHost: spec.MaxPerHost, Host: spec.Host,
+	})
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
