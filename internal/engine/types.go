@@ -98,6 +98,9 @@ type PoolRecord struct {
 	Strategy string                    `json:"strategy"`
 	Hosts    map[string]PoolRecordHost `json:"hosts"`
 	Revision int64                     `json:"revision"` // newest record wins when members disagree
+	// Scheduler is the URL of the berthd that manages the pool; empty when
+	// provider processes place into it themselves (embedded mode).
+	Scheduler string `json:"scheduler,omitempty"`
 }
 
 // PoolRecordHost is one member as recorded.

@@ -81,6 +81,9 @@ type PoolHostSpec struct {
 type PoolStatus struct {
 	Spec       PoolSpec
 	Discovered map[string]engine.Info
+	// Scheduler is the URL of the berthd the pool is registered with, ""
+	// in embedded mode.
+	Scheduler string
 }
 
 // PoolUsage is capacity and usage per host.

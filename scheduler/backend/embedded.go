@@ -25,6 +25,10 @@ type Embedded struct {
 
 	mu      sync.Mutex // guards planned; never held across I/O
 	planned map[string]PoolStatus
+
+	// servedAs is berthd's URL when this backend is berthd's core; "" in a
+	// provider process. See ServeAs.
+	servedAs string
 }
 
 // poolState is one pool's scheduler, loaded once per process from the pool
@@ -59,6 +63,28 @@ func NewEmbedded(engines *engine.Set) *Embedded {
 	}
 }
 
+// ServeAs makes this backend berthd's, reachable at url. Pools it applies
+// say so in their records, and the two modes never place into the same
+// pool: a provider process in embedded mode refuses berthd's pools, and
+// berthd refuses pools it has not applied. Call it before any other method.
+func (b *Embedded) ServeAs(url string) *Embedded {
+	b.servedAs = url
+	return b
+}
+
+// checkMode refuses a pool managed by the other mode.
+func (b *Embedded) checkMode(status PoolStatus) error {
+	switch {
+	case status.Scheduler != "" && b.servedAs == "":
+		return fmt.Errorf("pool %q is registered with berthd at %s, which alone places into it, so that the two modes never race on one pool: "+
+			"in the provider block, replace engines with scheduler_url = %q", status.Spec.Name, status.Scheduler, status.Scheduler)
+	case status.Scheduler == "" && b.servedAs != "":
+		return fmt.Errorf("pool %q is managed in embedded mode (its records name no berthd): apply its berth_pool through berthd (scheduler_url = %q) first, "+
+			"once no embedded-mode apply is running on it", status.Spec.Name, b.servedAs)
+	}
+	return nil
+}
+
 // pool returns the loaded pool, loading it on first use.
 func (b *Embedded) pool(ctx context.Context, name string) (*poolState, error) {
 	return b.pools.do(ctx, name, func() (*poolState, error) {
@@ -82,6 +108,9 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 				name, strings.Join(b.engines.Names(), ", "))
 		}
 		status = *found
+	}
+	if err := b.checkMode(status); err != nil {
+		return nil, err
 	}
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(status))

@@ -20,7 +20,7 @@ func (b *Embedded) PlanPool(ctx context.Context, spec PoolSpec) (PoolStatus, err
 	if err != nil {
 		return PoolStatus{}, err
 	}
-	status := PoolStatus{Spec: spec, Discovered: discovered}
+	status := PoolStatus{Spec: spec, Discovered: discovered, Scheduler: b.servedAs}
 	b.mu.Lock()
 	b.planned[spec.Name] = status
 	b.mu.Unlock()
@@ -40,6 +40,9 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 		return PoolStatus{}, err
 	}
 	var removed []string
+	if previous != nil && previous.Scheduler != "" && b.servedAs == "" {
+		return PoolStatus{}, b.checkMode(*previous)
+	}
 	if previous != nil {
 		for host := range previous.Spec.Hosts {
 			if _, kept := spec.Hosts[host]; !kept {
@@ -52,6 +55,7 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 	}
 
 	record := poolRecord(spec, discovered, time.Now().UnixNano())
+	record.Scheduler = b.servedAs
 	err = forEachHost(keys(spec.Hosts), func(host string) error {
 		eng, err := b.engines.Get(host)
 		if err != nil {
@@ -72,7 +76,7 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 	if err != nil {
 		return PoolStatus{}, err
 	}
-	status := PoolStatus{Spec: spec, Discovered: discovered}
+	status := PoolStatus{Spec: spec, Discovered: discovered, Scheduler: b.servedAs}
 	b.refreshLoaded(status)
 	return status, nil
 }
@@ -139,6 +143,9 @@ func (b *Embedded) DeletePool(ctx context.Context, name string) error {
 	}
 	if current == nil {
 		return nil
+	}
+	if err := b.checkMode(*current); err != nil {
+		return err
 	}
 	if err := b.refuseIfInUse(ctx, name, keys(current.Spec.Hosts), "delete"); err != nil {
 		return err
@@ -262,6 +269,7 @@ func statusFromRecord(rec engine.PoolRecord) PoolStatus {
 	status := PoolStatus{
 		Spec:       PoolSpec{Name: rec.Name, Strategy: rec.Strategy, Hosts: map[string]PoolHostSpec{}},
 		Discovered: map[string]engine.Info{},
+		Scheduler:  rec.Scheduler,
 	}
 	for name, h := range rec.Hosts {
 		status.Spec.Hosts[name] = PoolHostSpec{
