@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the store's file in the data directory.
@@ -61,7 +62,7 @@ func OpenBolt(dir string, lockTimeout time.Duration) (*Bolt, error) {
 	path := filepath.Join(dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("store: %s is locked by another process (is another berthd running on this data directory?)", path)
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
