@@ -165,7 +165,9 @@ func resizeFits(st *hostState, res *Reservation, to Resources) error {
 // Restore loads a container observed on an engine as a Bound reservation,
 // even when it overcommits its host: reality wins, and such a host simply
 // fits nothing new. It keeps r's id (when set), host, ports and spread
-// group, and is idempotent by r.Key and by r.ID.
+// group, and is idempotent by r.Key and by r.ID. A reservation given as
+// Reserved with no container (a lease berthd kept in its store) stays
+// Reserved, so that a create can bind it.
 func (s *Scheduler) Restore(r Reservation) (Reservation, error) {
 	if err := validateResources(r.Resources); err != nil {
 		return Reservation{}, fmt.Errorf("restore %s: %w", r.Name, err)
@@ -200,7 +202,9 @@ func (s *Scheduler) Restore(r Reservation) (Reservation, error) {
 	rec.slot, rec.held = slot, held
 	rec.res = r
 	rec.res.Ports = ports
-	rec.res.State = Bound
+	if r.State != Reserved || r.ContainerID != "" {
+		rec.res.State = Bound
+	}
 	slot.update(func(st *hostState) *hostState { return st.apply(held) })
 	if !s.index(rec, r.ID) {
 		// Restored concurrently under the same id (and another key).
@@ -212,6 +216,28 @@ func (s *Scheduler) Restore(r Reservation) (Reservation, error) {
 		return Reservation{}, fmt.Errorf("restore %s: reservation %s: %w", r.Name, r.ID, ErrReleased)
 	}
 	return s.settle(rec, nil)
+}
+
+// Rekey moves a live reservation to another idempotency key, as when a
+// plan's lease becomes its container's reservation. It fails with
+// ErrKeyTaken when another live reservation holds the key.
+func (s *Scheduler) Rekey(id, key string) (Reservation, error) {
+	rec, err := s.live(id)
+	if err != nil {
+		return Reservation{}, err
+	}
+	defer rec.mu.Unlock()
+	if rec.res.Key == key {
+		return rec.res.clone(), nil
+	}
+	if key == "" || !s.keys.store(key, rec) {
+		return Reservation{}, fmt.Errorf("reservation %s: key %q: %w", id, key, ErrKeyTaken)
+	}
+	if rec.res.Key != "" {
+		s.keys.compareAndDelete(rec.res.Key, rec)
+	}
+	rec.res.Key = key
+	return rec.res.clone(), nil
 }
 
 // RenewLease extends a live reservation's lease to now+ttl (the configured

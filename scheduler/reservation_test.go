@@ -246,3 +246,46 @@ func TestHostIsACopyWithHealth(t *testing.T) {
 		t.Error("Host(node9) found a host that does not exist")
 	}
 }
+
+func TestRekeyMovesTheKey(t *testing.T) {
+	s, _ := testScheduler(t, Spread, host("node1", 2, 2*gib))
+	lease, err := s.Reserve(context.Background(), Request{Key: "lease:dc1/web-0/f1", Name: "web-0", Resources: Resources{MilliCPU: 500}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reserve(context.Background(), Request{Key: "dc1/web-1", Name: "web-1", Resources: Resources{MilliCPU: 500}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rekey(lease.ID, "dc1/web-1"); !errors.Is(err, ErrKeyTaken) {
+		t.Errorf("rekey onto a held key: %v, want ErrKeyTaken", err)
+	}
+	moved, err := s.Rekey(lease.ID, "dc1/web-0")
+	if err != nil || moved.ID != lease.ID || moved.Key != "dc1/web-0" {
+		t.Fatalf("rekey = %+v, %v", moved, err)
+	}
+	if got, ok := s.Lookup("dc1/web-0"); !ok || got.ID != lease.ID {
+		t.Errorf("lookup by the new key = %+v, %v", got, ok)
+	}
+	if _, ok := s.Lookup("lease:dc1/web-0/f1"); ok {
+		t.Error("the old key still finds the reservation")
+	}
+	again, err := s.Reserve(context.Background(), Request{Key: "lease:dc1/web-0/f1", Name: "web-0", Resources: Resources{MilliCPU: 500}})
+	if err != nil || again.ID == lease.ID {
+		t.Errorf("the freed old key gave %+v, %v; want a new reservation", again, err)
+	}
+	if u := s.Usage()[0]; u.Reserved.MilliCPU != 1500 {
+		t.Errorf("reserved %d millicores, want 1500 (rekey moves nothing)", u.Reserved.MilliCPU)
+	}
+}
+
+func TestRestoreKeepsAHeldLeaseReserved(t *testing.T) {
+	s, _ := testScheduler(t, Spread, host("node1", 2, 2*gib))
+	held, err := s.Restore(Reservation{ID: "r-lease", Key: "lease:k", Name: "web", Host: "node1", Resources: Resources{MilliCPU: 500}, State: Reserved})
+	if err != nil || held.State != Reserved {
+		t.Fatalf("restore of a held lease = %+v, %v; want Reserved", held, err)
+	}
+	bound, err := s.Bind("r-lease", "c1")
+	if err != nil || bound.State != Bound || bound.ContainerID != "c1" {
+		t.Errorf("bind of a restored lease = %+v, %v", bound, err)
+	}
+}

@@ -17,6 +17,7 @@ var (
 	ErrNotFound    = errors.New("no such reservation")
 	ErrReleased    = errors.New("reservation already released")
 	ErrNoVerifier  = errors.New("no verifier configured: a lease never frees capacity without asking the engine")
+	ErrKeyTaken    = errors.New("another reservation holds the key")
 )
 
 // Defaults for a zero Config.
