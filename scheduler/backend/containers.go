@@ -94,48 +94,62 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		if res.State == scheduler.Bound {
 			return ContainerState{}, nameInUse(spec, res)
 		}
-		if err := ps.names.create(res.ID, spec); err != nil {
-			return ContainerState{}, err
-		}
-		id, err := b.createOn(ctx, ps, spec, res)
+		state, retry, err := b.tryCreate(ctx, ps, spec, res)
 		var lost *hostLostError
-		var left *leftoverError
-		switch {
-		case errors.As(err, &left):
-			return keepLeftover(ps, spec, res, left), err
-		case errors.As(err, &lost):
-			// The engine failed; place elsewhere and say so if nothing fits.
-			ps.sched.SetHealthy(res.Host, false)
-			_ = ps.sched.Release(res.ID)
+		if retry && errors.As(err, &lost) {
 			hostErrs = append(hostErrs, lost.Error())
-			continue
-		case err != nil:
-			_ = ps.sched.Release(res.ID)
-			return ContainerState{}, err
-		case id == "":
-			// Yielded to a container another process created first.
-			_ = ps.sched.Release(res.ID)
+		}
+		if retry {
 			continue
 		}
-		state, err := b.start(ctx, ps, spec, res, id)
-		if err != nil {
-			if err := b.discard(res.Host, id, err); errors.As(err, &left) {
-				return keepLeftover(ps, spec, res, left), err
-			}
-			_ = ps.sched.Release(res.ID)
-			// Lost a race the first verification could not see (yield.go).
-			if portTaken(err) {
-				b.learnForeign(ctx, ps, res.Host, spec.Pool)
-				continue
-			}
-			if errors.Is(err, errYieldedLate) {
-				continue
-			}
-			return ContainerState{}, err
-		}
-		return state, nil
+		return state, err
 	}
 	return ContainerState{}, withHostErrors(fmt.Errorf("placing %s in pool %s: gave up after %d attempts lost to concurrent creates", spec.Name, spec.Pool, maxPlacementAttempts), hostErrs)
+}
+
+// errYielded is a create that yielded on its host to a container another
+// process created first; the container was removed.
+var errYielded = errors.New("yielded to a container created before it")
+
+// tryCreate creates, verifies and starts spec's container on the host res
+// reserved. When it fails, res is released (unless a leftover container
+// now holds it); retry reports that the create may place again, elsewhere:
+// the host was lost (a *hostLostError), or the container yielded.
+func (b *Embedded) tryCreate(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation) (state ContainerState, retry bool, err error) {
+	if err := ps.names.create(res.ID, spec); err != nil {
+		return ContainerState{}, false, err
+	}
+	id, err := b.createOn(ctx, ps, spec, res)
+	var lost *hostLostError
+	var left *leftoverError
+	switch {
+	case errors.As(err, &left):
+		return keepLeftover(ps, spec, res, left), false, err
+	case errors.As(err, &lost):
+		ps.sched.SetHealthy(res.Host, false)
+		_ = ps.sched.Release(res.ID)
+		return ContainerState{}, true, err
+	case err != nil:
+		_ = ps.sched.Release(res.ID)
+		return ContainerState{}, false, err
+	case id == "":
+		_ = ps.sched.Release(res.ID)
+		return ContainerState{}, true, fmt.Errorf("%s on %s: %w", spec.Name, res.Host, errYielded)
+	}
+	state, err = b.start(ctx, ps, spec, res, id)
+	if err != nil {
+		if err := b.discard(res.Host, id, err); errors.As(err, &left) {
+			return keepLeftover(ps, spec, res, left), false, err
+		}
+		_ = ps.sched.Release(res.ID)
+		// Lost a race the first verification could not see (yield.go).
+		if portTaken(err) {
+			b.learnForeign(ctx, ps, res.Host, spec.Pool)
+			return ContainerState{}, true, err
+		}
+		return ContainerState{}, errors.Is(err, errYieldedLate), err
+	}
+	return state, false, nil
 }
 
 // reserve places the request. When nothing fits but containers of other
@@ -395,7 +409,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 		return nil, err
 	}
 	if status == nil {
-		return nil, fmt.Errorf("pool %q not found on any engine of the provider block", pool)
+		return nil, poolNotFound("pool %q not found on any engine of the provider block", pool)
 	}
 	for _, host := range keys(status.Spec.Hosts) {
 		eng, listed, err := b.list(ctx, host, pool)

@@ -172,7 +172,7 @@ func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error
 		return PoolUsage{}, err
 	}
 	if status == nil {
-		return PoolUsage{}, fmt.Errorf("pool %q not found on any engine of the provider block (%s)", name, strings.Join(b.engines.Names(), ", "))
+		return PoolUsage{}, poolNotFound("pool %q not found on any engine of the provider block (%s)", name, strings.Join(b.engines.Names(), ", "))
 	}
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(*status))

@@ -1,0 +1,148 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// This file is what berthd adds to the embedded backend: plan-time leases.
+// A lease is a reservation held under its own key (berthd's pool, name and
+// spec fingerprint) until the apply's create binds it; binding moves it to
+// the container's key, so the container's later operations find it.
+
+// ErrPoolNotFound marks errors about a pool no engine has a record of.
+var ErrPoolNotFound = errors.New("pool not found")
+
+// poolNotFound is an error that says which pool is missing and how to fix
+// it, and is ErrPoolNotFound.
+func poolNotFound(format string, args ...any) error {
+	return &poolNotFoundError{msg: fmt.Sprintf(format, args...)}
+}
+
+type poolNotFoundError struct{ msg string }
+
+func (e *poolNotFoundError) Error() string        { return e.msg }
+func (e *poolNotFoundError) Is(target error) bool { return target == ErrPoolNotFound }
+
+// ErrLeaseGone is returned (wrapped) by CreateOnLease when the reservation
+// is no longer held.
+var ErrLeaseGone = errors.New("lease no longer held")
+
+// ReserveLease reserves spec's capacity under key. The same key returns
+// the same reservation while it is held.
+func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key string) (scheduler.Reservation, error) {
+	ps, err := b.pool(ctx, spec.Pool)
+	if err != nil {
+		return scheduler.Reservation{}, err
+	}
+	req := schedulerRequest(spec)
+	req.Key = key
+	return ps.sched.Reserve(ctx, req)
+}
+
+// RestoreLease puts a held lease back into its pool's ledger (after a
+// restart), keeping its id, host and ports. When a container on the engines
+// carries the lease's id, the rebuilt ledger has it bound, and that bound
+// reservation is returned.
+func (b *Embedded) RestoreLease(ctx context.Context, pool string, res scheduler.Reservation) (scheduler.Reservation, error) {
+	ps, err := b.pool(ctx, pool)
+	if err != nil {
+		return scheduler.Reservation{}, err
+	}
+	res.State, res.ContainerID = scheduler.Reserved, ""
+	return ps.sched.Restore(res)
+}
+
+// Reservation returns a live reservation of a loaded pool.
+func (b *Embedded) Reservation(pool, id string) (scheduler.Reservation, bool) {
+	ps, ok := b.pools.loaded(pool)
+	if !ok {
+		return scheduler.Reservation{}, false
+	}
+	return ps.sched.Get(id)
+}
+
+// ReleaseLease frees a lease's capacity unless a container holds it.
+// Callers serialize it with CreateOnLease for the same lease.
+func (b *Embedded) ReleaseLease(pool, id string) {
+	if res, ok := b.Reservation(pool, id); ok && res.State == scheduler.Reserved {
+		ps, _ := b.pools.loaded(pool)
+		_ = ps.sched.Release(id)
+	}
+}
+
+// LeaseHolder asks the host's engine which container carries the
+// reservation id in its labels; "" when none does. Lease expiry frees
+// capacity only on this answer, never on a timer alone.
+func (b *Embedded) LeaseHolder(ctx context.Context, pool, host, id string) (string, error) {
+	_, listed, err := b.list(ctx, host, pool)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range listed {
+		if c.ReservationID == id {
+			return c.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// CreateOnLease creates spec's container on the host of lease id, and
+// nowhere else: a failure is returned, not placed elsewhere, and releases
+// the lease. A lease already bound (the create ran before, and its answer
+// was lost) gives back its container, started.
+func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id string) (ContainerState, error) {
+	ps, err := b.pool(ctx, spec.Pool)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	res, ok := ps.sched.Get(id)
+	if !ok {
+		return ContainerState{}, fmt.Errorf("lease %s of %s/%s: %w", id, spec.Pool, spec.Name, ErrLeaseGone)
+	}
+	if res.State == scheduler.Bound {
+		return b.adopt(ctx, spec, res)
+	}
+	res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
+	if errors.Is(err, scheduler.ErrKeyTaken) {
+		if holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name)); ok {
+			return ContainerState{}, nameInUse(spec, holder)
+		}
+	}
+	if err != nil {
+		return ContainerState{}, err
+	}
+	state, _, err := b.tryCreate(ctx, ps, spec, res)
+	if err != nil {
+		return state, fmt.Errorf("creating %s on %s, the host its plan showed: %w", spec.Name, res.Host, err)
+	}
+	return state, nil
+}
+
+// adopt returns the container bound to res, starting it if it is not
+// running yet (its create was cut short).
+func (b *Embedded) adopt(ctx context.Context, spec ContainerSpec, res scheduler.Reservation) (ContainerState, error) {
+	eng, err := b.engines.Get(res.Host)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	defer b.reads.changed(res.Host)
+	observed, err := eng.InspectContainer(ctx, res.ContainerID)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	if observed == nil {
+		return ContainerState{}, fmt.Errorf("lease %s of %s/%s: its container %s is gone from %s: %w", res.ID, spec.Pool, spec.Name, shortID(res.ContainerID), res.Host, ErrLeaseGone)
+	}
+	if !observed.Running {
+		if observed, err = runAndObserve(ctx, eng, res.ContainerID, spec.Name, spec.Healthcheck != nil); err != nil {
+			return ContainerState{}, err
+		}
+	}
+	state := stateOf(res.Host, *observed)
+	state.ReservationID = res.ID
+	return state, nil
+}
