@@ -182,9 +182,13 @@ type ReadRequest struct {
 	Refs []backend.ContainerRef
 }
 
-// ReadResponse has one entry per ref, in order; null when the container is gone.
+// ReadResponse has one entry per ref, in order, in each slice: the
+// container (null when it is gone or its read failed) and the error of a
+// read that failed (null otherwise), so that one engine down fails only
+// the reads of its containers.
 type ReadResponse struct {
 	Containers []*backend.ContainerState
+	Errors     []*Error
 }
 
 // ResizeRequest asks for (plan-resize) or does (resize) an in-place resize.
