@@ -14,7 +14,7 @@ import (
 )
 
 // Documentation: templates/ and examples/ in, docs/ out.
-//go:generate go run github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs generate --provider-name berth
+//go:generate go tool tfplugindocs generate --provider-name berth
 
 // version is set by the release build (goreleaser ldflags -X main.version=...).
 var version = "dev"

@@ -1,20 +1,46 @@
+terraform {
+  required_providers {
+    berth = {
+      source = "berthsh/berth"
+    }
+  }
+}
+
+# Embedded mode: the provider block lists the engines. Connection details
+# live here and never in state.
 provider "berth" {
-  # Where the engines are: connection details live here, never in state.
   engines = {
+    # The local engine, over its socket.
     node1 = { endpoint = "unix:///var/run/docker.sock" }
+    # A remote engine over TCP with TLS: the engine's certificate is always
+    # verified. Without `tls`, tcp:// is plaintext: use it only on a trusted
+    # network.
     node2 = {
-      endpoint = "tcp://10.0.0.12:2376" # TLS when tls is set, always verified
+      endpoint = "tcp://10.0.0.12:2376"
       tls = {
-        ca_pem   = file("ca.pem")
-        cert_pem = file("cert.pem")
-        key_pem  = var.node2_key
+        ca_pem   = var.ca_pem
+        cert_pem = var.client_cert_pem
+        key_pem  = var.client_key_pem
       }
     }
+    # A remote engine over SSH: needs a local `ssh` client, a key or agent
+    # that logs in as `ops`, and the `docker` CLI on the remote host.
     node3 = { endpoint = "ssh://ops@10.0.0.13" }
   }
 }
 
-variable "node2_key" {
-  type      = string
-  sensitive = true
+variable "ca_pem" {
+  type        = string
+  description = "PEM of the CA that signed node2's certificate."
+}
+
+variable "client_cert_pem" {
+  type        = string
+  description = "PEM of the client certificate node2 accepts."
+}
+
+variable "client_key_pem" {
+  type        = string
+  sensitive   = true
+  description = "PEM of the client key."
 }

@@ -1,5 +1,7 @@
+# Six web servers on the pool of the berth_pool example: only node1 and
+# node2 have `disk = ssd`, and max_per_host = 3 lets each take three.
 resource "berth_container" "web" {
-  count        = 12
+  count        = 6
   pool         = berth_pool.dc1.id # a pool's id is its name: pool = "dc1" works as well
   name         = "web-${count.index}"
   image        = "nginx:1.27"
@@ -8,9 +10,9 @@ resource "berth_container" "web" {
   cpu          = 0.5                               # reserved CPUs, also the CPU limit
   memory       = "256MiB"                          # reserved memory, also the memory limit
   ports        = [{ internal = 80, external = 0 }] # 0 = Berth picks a free host port
-  constraints  = ["zone != c", "disk == ssd"]
+  constraints  = ["disk == ssd"]
   spread_group = "web" # members spread across hosts
-  max_per_host = 4
+  max_per_host = 3
   restart      = "unless-stopped"
 
   healthcheck = {
