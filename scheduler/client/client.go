@@ -1,0 +1,247 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+)
+
+// Client is the remote backend: berthd places, at plan time, and holds
+// each placement with a lease; the apply's create names the lease and
+// lands exactly on the host the plan showed.
+type Client struct {
+	t     *transport
+	lease time.Duration
+	reads *readBatcher
+
+	mu      sync.Mutex // guards leases and planned; never held across I/O
+	leases  map[string]heldLease
+	planned map[string]bool // pools planned by this process
+}
+
+// heldLease is a lease this process took, with the spec it was taken for.
+type heldLease struct {
+	lease api.Lease
+	spec  backend.ContainerSpec
+}
+
+var _ backend.Backend = (*Client)(nil)
+
+// New returns the remote backend for the provider block's remote settings.
+func New(cfg Config) (*Client, error) {
+	t, err := newTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	lease := cfg.Lease
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	c := &Client{t: t, lease: lease, leases: map[string]heldLease{}, planned: map[string]bool{}}
+	c.reads = newReadBatcher(c.readBatch)
+	return c, nil
+}
+
+// PlanPool asks berthd to check the members; it remembers the pool, so
+// that containers planned next in this process into a pool that does not
+// exist yet are placed at apply instead of failing.
+func (c *Client) PlanPool(ctx context.Context, spec backend.PoolSpec) (backend.PoolStatus, error) {
+	var status backend.PoolStatus
+	err := c.t.do(ctx, http.MethodPost, api.PoolPlanPath(spec.Name), newKey("plan-pool"), spec, &status)
+	if err == nil {
+		c.mu.Lock()
+		c.planned[spec.Name] = true
+		c.mu.Unlock()
+	}
+	return status, err
+}
+
+// ApplyPool creates or updates the pool in berthd, which writes its records.
+func (c *Client) ApplyPool(ctx context.Context, spec backend.PoolSpec) (backend.PoolStatus, error) {
+	var status backend.PoolStatus
+	err := c.t.do(ctx, http.MethodPut, api.PoolPath(spec.Name), newKey("apply-pool"), spec, &status)
+	return status, err
+}
+
+// ReadPool returns nil, nil when berthd has no such pool.
+func (c *Client) ReadPool(ctx context.Context, name string) (*backend.PoolStatus, error) {
+	var status backend.PoolStatus
+	err := c.t.do(ctx, http.MethodGet, api.PoolPath(name), "", nil, &status)
+	if isCode(err, api.CodePoolNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &status, nil
+}
+
+// DeletePool deletes the pool; berthd refuses while it has containers.
+func (c *Client) DeletePool(ctx context.Context, name string) error {
+	err := c.t.do(ctx, http.MethodDelete, api.PoolPath(name), newKey("delete-pool"), nil, nil)
+	if isCode(err, api.CodePoolNotFound) {
+		return nil
+	}
+	return err
+}
+
+// PoolUsage reports berthd's ledger of the pool.
+func (c *Client) PoolUsage(ctx context.Context, name string) (backend.PoolUsage, error) {
+	var usage backend.PoolUsage
+	err := c.t.do(ctx, http.MethodGet, api.PoolUsagePath(name), "", nil, &usage)
+	return usage, err
+}
+
+// PlanContainer takes (or renews) the create's lease: berthd places it now
+// and the plan shows the host.
+func (c *Client) PlanContainer(ctx context.Context, spec backend.ContainerSpec) (backend.PlanResult, error) {
+	return c.takeLease(ctx, api.LeaseRequest{Spec: spec})
+}
+
+// PlanReplacement takes the lease of a replacement's create half next to
+// the container it replaces.
+func (c *Client) PlanReplacement(ctx context.Context, old backend.ContainerRef, spec backend.ContainerSpec) (backend.PlanResult, error) {
+	return c.takeLease(ctx, api.LeaseRequest{Spec: spec, Replaces: &old})
+}
+
+func (c *Client) takeLease(ctx context.Context, req api.LeaseRequest) (backend.PlanResult, error) {
+	req.TTL = c.lease
+	var lease api.Lease
+	err := c.t.do(ctx, http.MethodPost, api.PathLeases, newKey("lease"), req, &lease)
+	if isCode(err, api.CodePoolNotFound) && c.plannedHere(req.Spec.Pool) {
+		// The pool is created by this same apply, before its containers:
+		// berthd places them at apply, and the plan shows no host.
+		return backend.PlanResult{}, nil
+	}
+	if err != nil {
+		return backend.PlanResult{}, err
+	}
+	c.mu.Lock()
+	c.leases[leaseKey(req.Spec.Pool, req.Spec.Name)] = heldLease{lease: lease, spec: req.Spec}
+	c.mu.Unlock()
+	return backend.PlanResult{Host: lease.Host}, nil
+}
+
+func (c *Client) plannedHere(pool string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.planned[pool]
+}
+
+// PlanResize asks berthd whether the container can grow in place.
+func (c *Client) PlanResize(ctx context.Context, current backend.ContainerState, res backend.Resources) (bool, string, error) {
+	var answer api.PlanResizeResponse
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerPlanRs, "", api.ResizeRequest{Current: current, Resources: res}, &answer)
+	return answer.Fits, answer.Reason, err
+}
+
+// CreateContainer creates on the lease the plan took. Terraform re-plans
+// every create in the apply process just before it, so the lease is held
+// here; its id makes the Idempotency-Key, so a retry from any process
+// (after a dropped connection, or berthd restarting) waits on or replays
+// the same create and never makes a second container.
+func (c *Client) CreateContainer(ctx context.Context, spec backend.ContainerSpec) (backend.ContainerState, error) {
+	req := api.CreateRequest{Spec: spec}
+	key := newKey("create")
+	if held, ok := c.heldFor(spec); ok {
+		req = api.CreateRequest{Spec: held.spec, LeaseID: held.lease.ID, PlannedHost: held.lease.Host}
+		key = "create-" + held.lease.ID
+	} else if spec.Host != "" {
+		// No lease in this process (the plan showed a host it did not
+		// take here): berthd creates on that host or nowhere.
+		req.PlannedHost = spec.Host
+	}
+	var created backend.ContainerState
+	err := c.t.do(ctx, http.MethodPost, api.PathContainers, key, req, &created)
+	return created, err
+}
+
+// heldFor finds the lease taken for spec by this process's re-plan. The
+// plan's host is in spec now; the lease was taken with spec's host as
+// configured, so everything else must match.
+func (c *Client) heldFor(spec backend.ContainerSpec) (heldLease, bool) {
+	c.mu.Lock()
+	held, ok := c.leases[leaseKey(spec.Pool, spec.Name)]
+	c.mu.Unlock()
+	if !ok || spec.Host != held.lease.Host {
+		return heldLease{}, false
+	}
+	asTaken := spec
+	asTaken.Host = held.spec.Host
+	if api.Fingerprint(asTaken) != api.Fingerprint(held.spec) {
+		return heldLease{}, false
+	}
+	return held, true
+}
+
+// ReadContainer observes a container; concurrent reads share one request.
+func (c *Client) ReadContainer(ctx context.Context, ref backend.ContainerRef) (*backend.ContainerState, error) {
+	return c.reads.read(ctx, ref)
+}
+
+func (c *Client) readBatch(ctx context.Context, refs []backend.ContainerRef) ([]*backend.ContainerState, error) {
+	var answer api.ReadResponse
+	if err := c.t.do(ctx, http.MethodPost, api.PathContainerRead, "", api.ReadRequest{Refs: refs}, &answer); err != nil {
+		return nil, err
+	}
+	if len(answer.Containers) != len(refs) {
+		return nil, errors.New("berthd answered a batched read with the wrong number of containers")
+	}
+	return answer.Containers, nil
+}
+
+// ResizeContainer changes CPU and memory in place.
+func (c *Client) ResizeContainer(ctx context.Context, current backend.ContainerState, res backend.Resources) (backend.ContainerState, error) {
+	var out backend.ContainerState
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerResize, newKey("resize"), api.ResizeRequest{Current: current, Resources: res}, &out)
+	return out, err
+}
+
+// StartContainer starts a stopped container.
+func (c *Client) StartContainer(ctx context.Context, current backend.ContainerState, waitHealthy bool) (backend.ContainerState, error) {
+	var out backend.ContainerState
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerStart, newKey("start"), api.StartRequest{Current: current, WaitHealthy: waitHealthy}, &out)
+	return out, err
+}
+
+// StopContainer stops a container and keeps it, with its capacity.
+func (c *Client) StopContainer(ctx context.Context, current backend.ContainerState, stopTimeout time.Duration) (backend.ContainerState, error) {
+	var out backend.ContainerState
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerStop, newKey("stop"), api.StopRequest{Current: current, StopTimeout: stopTimeout}, &out)
+	return out, err
+}
+
+// DeleteContainer stops and removes a container; one already gone is deleted.
+func (c *Client) DeleteContainer(ctx context.Context, ref backend.ContainerRef, stopTimeout time.Duration) error {
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerDelete, newKey("delete"), api.DeleteRequest{Ref: ref, StopTimeout: stopTimeout}, nil)
+	if isCode(err, api.CodeContainerNotFound) {
+		return nil
+	}
+	return err
+}
+
+// FindContainer looks a container up by pool and name (import).
+func (c *Client) FindContainer(ctx context.Context, pool, name string) (*backend.ContainerState, error) {
+	var found backend.ContainerState
+	err := c.t.do(ctx, http.MethodGet, api.FindPath(pool, name), "", nil, &found)
+	if isCode(err, api.CodeContainerNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &found, nil
+}
+
+func leaseKey(pool, name string) string { return pool + "/" + name }
+
+// isCode reports whether err is berthd's answer with that code.
+func isCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
