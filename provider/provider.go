@@ -20,13 +20,20 @@ import (
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/client"
 )
 
-var _ provider.Provider = (*BerthProvider)(nil)
+var (
+	_ provider.Provider                     = (*BerthProvider)(nil)
+	_ provider.ProviderWithConfigValidators = (*BerthProvider)(nil)
+)
 
 // backendFactory builds the scheduling backend from the provider block's
 // engines. Tests substitute a fake; everything else uses embeddedBackend.
 type backendFactory func(ctx context.Context, engines []engine.Config) (backend.Backend, error)
+
+// remoteFactory builds the remote backend (berthd) in remote mode.
+type remoteFactory func(cfg client.Config) (backend.Backend, error)
 
 // BerthProvider is one provider instance. Terraform starts a fresh process
 // (and the test framework a fresh instance) per command, so every piece of
@@ -34,11 +41,16 @@ type backendFactory func(ctx context.Context, engines []engine.Config) (backend.
 type BerthProvider struct {
 	version    string
 	newBackend backendFactory
+	newRemote  remoteFactory
 }
 
 // BerthProviderModel is the provider block.
 type BerthProviderModel struct {
-	Engines types.Map `tfsdk:"engines"`
+	Engines        types.Map    `tfsdk:"engines"`
+	SchedulerURL   types.String `tfsdk:"scheduler_url"`
+	SchedulerToken types.String `tfsdk:"scheduler_token"`
+	SchedulerCAPEM types.String `tfsdk:"scheduler_ca_pem"`
+	PlacementLease types.String `tfsdk:"placement_lease"`
 }
 
 // engineModel is one entry of engines.
@@ -61,7 +73,7 @@ func New(version string) func() provider.Provider {
 
 func newWithBackend(version string, factory backendFactory) func() provider.Provider {
 	return func() provider.Provider {
-		return &BerthProvider{version: version, newBackend: factory}
+		return &BerthProvider{version: version, newBackend: factory, newRemote: remoteBackend}
 	}
 }
 
@@ -71,6 +83,10 @@ func embeddedBackend(_ context.Context, engines []engine.Config) (backend.Backen
 		return nil, err
 	}
 	return backend.NewEmbedded(set), nil
+}
+
+func remoteBackend(cfg client.Config) (backend.Backend, error) {
+	return client.New(cfg)
 }
 
 func (p *BerthProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -84,9 +100,10 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 			"their capacity atomically, so that Terraform's parallel creates never overcommit an engine.",
 		Attributes: map[string]schema.Attribute{
 			"engines": schema.MapNestedAttribute{
-				MarkdownDescription: "The Docker engines Berth may use, keyed by a name of your choice " +
-					"(the names `berth_pool.hosts` refers to). Connection details live here and never in state.",
-				Required:   true,
+				MarkdownDescription: "Embedded mode: the Docker engines Berth may use, keyed by a name of your choice " +
+					"(the names `berth_pool.hosts` refers to). Connection details live here and never in state. " +
+					"Set either `engines` or `scheduler_url`.",
+				Optional:   true,
 				Validators: []validator.Map{mapvalidator.SizeAtLeast(1)},
 				NestedObject: schema.NestedAttributeObject{
 					Validators: []validator.Object{tlsOnlyWithTCP{}},
@@ -127,8 +144,40 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 					},
 				},
 			},
+			"scheduler_url": schema.StringAttribute{
+				MarkdownDescription: "Remote mode: berthd's URL, e.g. `https://berthd.internal:8700`; several " +
+					"replicas may be listed separated by commas, and a connection failure moves to the next. " +
+					"berthd holds the engines and places at plan time, so the plan shows every `host`. " +
+					"Defaults to the environment variable `BERTH_SCHEDULER_URL`. Excludes `engines`.",
+				Optional:   true,
+				Validators: []validator.String{schedulerURLValidator()},
+			},
+			"scheduler_token": schema.StringAttribute{
+				MarkdownDescription: "Remote mode: the bearer token berthd gave this workspace (its role and pools " +
+					"bound what it may do). Defaults to the environment variable `BERTH_SCHEDULER_TOKEN`.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"scheduler_ca_pem": schema.StringAttribute{
+				MarkdownDescription: "Remote mode: PEM of the CA that signed berthd's certificate, for an " +
+					"`https://` URL. When unset, the system's roots are used.",
+				Optional:   true,
+				Validators: []validator.String{caPEMValidator()},
+			},
+			"placement_lease": schema.StringAttribute{
+				MarkdownDescription: "Remote mode: how long berthd holds a plan's placements before the plan " +
+					"is applied, as a Go duration between `1s` and `168h`. Default `30m`. An apply after " +
+					"expiry takes the same host again when it still fits, and otherwise asks for a new plan.",
+				Optional:   true,
+				Validators: []validator.String{leaseValidator()},
+			},
 		},
 	}
+}
+
+// ConfigValidators keeps the two modes apart.
+func (p *BerthProvider) ConfigValidators(context.Context) []provider.ConfigValidator {
+	return []provider.ConfigValidator{oneMode{}}
 }
 
 // Configure builds the backend once per provider instance. When the engines
@@ -144,6 +193,10 @@ func (p *BerthProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	data := &providerData{}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	if config.Engines.IsNull() {
+		p.configureRemote(config, data, &resp.Diagnostics)
+		return
+	}
 	if config.Engines.IsUnknown() {
 		return
 	}
@@ -270,7 +323,7 @@ func (d *providerData) requireBackend() (backend.Backend, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if d == nil || d.backend == nil {
 		diags.AddError("Berth provider not configured",
-			"The provider block's engines were not known when the provider was configured "+
+			"The provider block's engines or scheduler_url were not known when the provider was configured "+
 				"(they depend on values known only after apply). Apply what they depend on first, "+
 				"for example with -target, then apply again.")
 		return nil, diags

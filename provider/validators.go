@@ -9,10 +9,13 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/berthsh/terraform-provider-berth/scheduler"
+	"github.com/berthsh/terraform-provider-berth/scheduler/client"
 )
 
 // Name rules, shared by schemas and import parsing.
@@ -90,6 +93,39 @@ func portRangeValidator() validator.String {
 		hint:    `Use "MIN-MAX" with 1 <= MIN <= MAX <= 65535, e.g. "30000-32767".`,
 		check: func(s string) error {
 			_, _, err := parsePortRange(s)
+			return err
+		},
+	}
+}
+
+func schedulerURLValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid scheduler_url",
+		hint:    `Use berthd's URL, e.g. "https://berthd.internal:8700"; list replicas separated by commas.`,
+		check: func(s string) error {
+			_, err := client.ParseURLs(s)
+			return err
+		},
+	}
+}
+
+func caPEMValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid CA certificate",
+		hint:    `Give the PEM text of the CA that signed berthd's certificate, e.g. file("berthd-ca.pem").`,
+		check: func(s string) error {
+			_, err := client.CertPool(s)
+			return err
+		},
+	}
+}
+
+func leaseValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid placement lease",
+		hint:    `Use a Go duration between 1s and 168h, e.g. "30m" (the default) or "2h".`,
+		check: func(s string) error {
+			_, err := client.ParseLease(s)
 			return err
 		},
 	}
@@ -195,4 +231,34 @@ func durationOrDefault(v types.String, fallback time.Duration) time.Duration {
 		return fallback
 	}
 	return d
+}
+
+// oneMode keeps embedded and remote mode apart: with engines the provider
+// places itself, with scheduler_url berthd does, and mixing them would let
+// the two race on the same engines.
+type oneMode struct{}
+
+func (oneMode) Description(context.Context) string {
+	return "engines (embedded mode) and scheduler_url (remote mode) exclude each other"
+}
+
+func (v oneMode) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (oneMode) ValidateProvider(ctx context.Context, req provider.ValidateConfigRequest, resp *provider.ValidateConfigResponse) {
+	var engines types.Map
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("engines"), &engines)...)
+	if resp.Diagnostics.HasError() || engines.IsNull() {
+		return
+	}
+	for _, name := range []string{"scheduler_url", "scheduler_token", "scheduler_ca_pem", "placement_lease"} {
+		var v types.String
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root(name), &v)...)
+		if v.IsNull() {
+			continue
+		}
+		resp.Diagnostics.AddAttributeError(path.Root(name), "engines and "+name+" exclude each other",
+			name+" belongs to remote mode, where berthd holds the engines and places containers; engines "+
+				"is embedded mode, where this provider talks to the engines itself. Keep one: remove "+name+
+				", or remove engines and let berthd (scheduler_url) place.")
+	}
 }
