@@ -184,15 +184,21 @@ func (c *Client) ReadContainer(ctx context.Context, ref backend.ContainerRef) (*
 	return c.reads.read(ctx, ref)
 }
 
-func (c *Client) readBatch(ctx context.Context, refs []backend.ContainerRef) ([]*backend.ContainerState, error) {
+func (c *Client) readBatch(ctx context.Context, refs []backend.ContainerRef) ([]*backend.ContainerState, []error, error) {
 	var answer api.ReadResponse
 	if err := c.t.do(ctx, http.MethodPost, api.PathContainerRead, "", api.ReadRequest{Refs: refs}, &answer); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(answer.Containers) != len(refs) {
-		return nil, errors.New("berthd answered a batched read with the wrong number of containers")
+	if len(answer.Containers) != len(refs) || (answer.Errors != nil && len(answer.Errors) != len(refs)) {
+		return nil, nil, errors.New("berthd answered a batched read with the wrong number of containers")
 	}
-	return answer.Containers, nil
+	errs := make([]error, len(refs))
+	for i, e := range answer.Errors {
+		if e != nil {
+			errs[i] = &Error{Status: http.StatusOK, Code: e.Code, Message: e.Message}
+		}
+	}
+	return answer.Containers, errs, nil
 }
 
 // ResizeContainer changes CPU and memory in place.

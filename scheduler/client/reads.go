@@ -13,7 +13,7 @@ import (
 // hundreds of containers (ten at a time from Terraform) then costs a few
 // requests, with no added delay when reads come one by one.
 type readBatcher struct {
-	send func(context.Context, []backend.ContainerRef) ([]*backend.ContainerState, error)
+	send sendReads
 
 	mu      sync.Mutex // guards queue and sending; never held across I/O
 	queue   []*pendingRead
@@ -28,7 +28,11 @@ type pendingRead struct {
 	done  chan struct{}
 }
 
-func newReadBatcher(send func(context.Context, []backend.ContainerRef) ([]*backend.ContainerState, error)) *readBatcher {
+// sendReads reads refs in one request: one state and one error per ref,
+// or an error for the whole batch.
+type sendReads func(context.Context, []backend.ContainerRef) ([]*backend.ContainerState, []error, error)
+
+func newReadBatcher(send sendReads) *readBatcher {
 	return &readBatcher{send: send}
 }
 
@@ -86,12 +90,12 @@ func (b *readBatcher) sendBatch(batch []*pendingRead) {
 	// The batch outlives any one caller's cancellation; each caller still
 	// stops waiting on its own context.
 	ctx := context.WithoutCancel(live[0].ctx)
-	states, err := b.send(ctx, refs)
+	states, errs, err := b.send(ctx, refs)
 	for i, p := range live {
 		if err != nil {
 			p.err = err
 		} else {
-			p.state = states[i]
+			p.state, p.err = states[i], errs[i]
 		}
 		close(p.done)
 	}
