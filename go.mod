@@ -15,6 +15,7 @@ require (
 	github.com/hashicorp/terraform-plugin-framework-validators v0.19.0
 	github.com/hashicorp/terraform-plugin-go v0.31.0
 	github.com/hashicorp/terraform-plugin-testing v1.16.0
+	github.com/moby/sys/signal v0.7.1
 	go.etcd.io/bbolt v1.5.0
 )
 

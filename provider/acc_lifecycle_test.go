@@ -264,7 +264,6 @@ func TestAccContainerImport(t *testing.T) {
 					// Configuration of the provider's own operations, never
 					// written to the engine.
 					"timeouts",
-					"stop_timeout",
 					// Credentials are used for pulls only and never stored
 					// on the engine (nor should they be).
 					"registry_auth",

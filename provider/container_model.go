@@ -36,6 +36,26 @@ type ContainerResourceModel struct {
 	RegistryAuth   types.Object   `tfsdk:"registry_auth"` // registryAuthModel
 	Running        types.Bool     `tfsdk:"running"`
 	StopTimeout    types.String   `tfsdk:"stop_timeout"`
+	Entrypoint     types.List     `tfsdk:"entrypoint"`
+	WorkingDir     types.String   `tfsdk:"working_dir"`
+	User           types.String   `tfsdk:"user"`
+	Labels         types.Map      `tfsdk:"labels"`
+	LogDriver      types.String   `tfsdk:"log_driver"`
+	LogOpts        types.Map      `tfsdk:"log_opts"`
+	Capabilities   types.Object   `tfsdk:"capabilities"` // capabilitiesModel
+	Privileged     types.Bool     `tfsdk:"privileged"`
+	ReadOnly       types.Bool     `tfsdk:"read_only"`
+	Init           types.Bool     `tfsdk:"init"`
+	Ulimits        types.List     `tfsdk:"ulimits"` // of ulimitModel
+	Sysctls        types.Map      `tfsdk:"sysctls"`
+	ExtraHosts     types.List     `tfsdk:"extra_hosts"`
+	DNS            types.List     `tfsdk:"dns"`
+	DNSSearch      types.List     `tfsdk:"dns_search"`
+	Devices        types.List     `tfsdk:"devices"` // of deviceModel
+	ShmSize        types.String   `tfsdk:"shm_size"`
+	StopSignal     types.String   `tfsdk:"stop_signal"`
+	MemoryLimit    types.String   `tfsdk:"memory_limit"`
+	CPULimit       types.Float64  `tfsdk:"cpu_limit"`
 	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 	ContainerID    types.String   `tfsdk:"container_id"`
 	IPAddress      types.String   `tfsdk:"ip_address"`
@@ -83,10 +103,11 @@ var (
 func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) bool {
 	pairs := [][2]attr.Value{
 		{m.Pool, state.Pool}, {m.Name, state.Name}, {m.Image, state.Image}, {m.Command, state.Command},
-		{m.Env, state.Env}, {m.Ports, state.Ports}, {m.Constraints, state.Constraints},
-		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost}, {m.Restart, state.Restart},
+		{m.Env, state.Env}, {m.Ports, state.Ports},
+		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost},
 		{m.Healthcheck, state.Healthcheck}, {m.Host, state.Host},
 	}
+	pairs = append(pairs, m.runtimePairs(state)...)
 	for _, p := range pairs {
 		if !p[0].Equal(p[1]) {
 			return true
@@ -143,6 +164,7 @@ func (m ContainerResourceModel) current() backend.ContainerState {
 		Restart:       m.Restart.ValueString(),
 		IPAddress:     m.IPAddress.ValueString(),
 		Running:       m.Running.ValueBool(),
+		Limits:        m.limits(),
 	}
 }
 
@@ -162,6 +184,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 		MaxPerHost:  int(m.MaxPerHost.ValueInt64()),
 		Restart:     m.Restart.ValueString(),
 		StopTimeout: m.stopTimeout(),
+		Limits:      m.limits(),
 	}
 	if isKnown(m.Host) {
 		spec.Host = m.Host.ValueString()
@@ -199,6 +222,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 			Password:      auth.Password.ValueString(),
 		}
 	}
+	spec.Options, diags = m.options(ctx, diags)
 	return spec, diags
 }
 
@@ -282,6 +306,10 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		m.Healthcheck, d = healthcheckValue(ctx, *c.Healthcheck)
 		diags.Append(d...)
 	}
+	if c.StopTimeout > 0 {
+		m.StopTimeout = types.StringValue(c.StopTimeout.String())
+	}
+	diags.Append(m.importRuntime(ctx, c)...)
 	diags.Append(m.observe(c)...)
 	if len(c.Ports) > 0 {
 		m.Ports = m.PublishedPorts

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/berthsh/terraform-provider-berth/scheduler"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
@@ -140,16 +141,46 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 	// Only what an operation changes is taken from its result: every other
 	// computed value was planned from state and must come out the same.
 	current := state.current()
-	if want := plan.resources(); want != current.Resources {
+	resize := func() bool {
+		want := plan.resources()
+		if want == current.Resources {
+			return true
+		}
 		resized, err := be.ResizeContainer(ctx, current, want)
 		if err != nil {
 			resp.Diagnostics.AddError(fmt.Sprintf("Cannot resize container %s", state.ID.ValueString()), err.Error())
-			return
+			return false
 		}
 		current.Resources = resized.Resources
 		current.Ref.Resources = resized.Resources
 		plan.CPU = cpuValue(plan.CPU, resized.Resources.MilliCPU)
 		plan.Memory = memoryValue(plan.Memory, resized.Resources.MemoryBytes)
+		return true
+	}
+	reconfigure := func() bool {
+		limits, restart := plan.limits(), plan.Restart.ValueString()
+		if limits == current.Limits && restart == current.Restart {
+			return true
+		}
+		reconfigured, err := be.ReconfigureContainer(ctx, current, limits, restart)
+		if err != nil {
+			resp.Diagnostics.AddError(fmt.Sprintf("Cannot update container %s", state.ID.ValueString()), err.Error())
+			return false
+		}
+		current.Limits, current.Restart = reconfigured.Limits, reconfigured.Restart
+		return true
+	}
+	// Docker refuses a memory limit below the memory reservation at every
+	// step: a new limit that holds the old reservation goes first, otherwise
+	// the reservation shrinks first.
+	steps := []func() bool{reconfigure, resize}
+	if newCap := plan.limits().MemoryBytes; newCap > 0 && newCap < current.Resources.MemoryBytes {
+		steps = []func() bool{resize, reconfigure}
+	}
+	for _, step := range steps {
+		if !step() {
+			return
+		}
 	}
 	switch {
 	case plan.Running.ValueBool() && !state.Running.ValueBool():
@@ -265,6 +296,7 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+	checkLimits(plan, &resp.Diagnostics)
 
 	be := r.data.planBackend()
 	if be == nil || !req.Config.Raw.IsFullyKnown() || resp.Diagnostics.HasError() {
@@ -275,9 +307,51 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 		r.planCreate(ctx, be, plan, req, resp)
 	case plan.replacesExisting(*state):
 		resp.Diagnostics.Append(markReplacement(ctx, resp, *state)...)
+	case !plan.Constraints.Equal(state.Constraints) && !constraintsHold(ctx, be, plan, *state, &resp.Diagnostics):
+		resp.RequiresReplace.Append(path.Root("constraints"))
+		resp.Diagnostics.Append(markReplacement(ctx, resp, *state)...)
 	case plan.resources() != state.resources():
 		r.planResize(ctx, be, plan, *state, resp)
 	}
+}
+
+// checkLimits refuses a limit below the reservation: Docker would cap the
+// container under what the scheduler keeps for it.
+func checkLimits(plan ContainerResourceModel, diags *diag.Diagnostics) {
+	res, lim := plan.resources(), plan.limits()
+	if lim.MilliCPU > 0 && res.MilliCPU > 0 && lim.MilliCPU < res.MilliCPU {
+		diags.AddAttributeError(path.Root("cpu_limit"), "CPU limit below the reservation",
+			fmt.Sprintf("cpu_limit = %g is less than cpu = %g: set cpu_limit to at least cpu, or remove it to cap at cpu.",
+				plan.CPULimit.ValueFloat64(), plan.CPU.ValueFloat64()))
+	}
+	if lim.MemoryBytes > 0 && res.MemoryBytes > 0 && lim.MemoryBytes < res.MemoryBytes {
+		diags.AddAttributeError(path.Root("memory_limit"), "Memory limit below the reservation",
+			fmt.Sprintf("memory_limit = %q is less than memory = %q: set memory_limit to at least memory, or remove it to cap at memory.",
+				plan.MemoryLimit.ValueString(), plan.Memory.ValueString()))
+	}
+}
+
+// constraintsHold reports whether the container's host satisfies every
+// requirement of the edited constraints, so that the edit needs no
+// replacement; when it does not, a warning names the rule.
+func constraintsHold(ctx context.Context, be backend.Backend, plan, state ContainerResourceModel, diags *diag.Diagnostics) bool {
+	var rules []string
+	diags.Append(plan.Constraints.ElementsAs(ctx, &rules, false)...)
+	pool, err := be.ReadPool(ctx, state.Pool.ValueString())
+	if err != nil || pool == nil {
+		return false // cannot tell: re-placing is always correct
+	}
+	host := state.Host.ValueString()
+	labels := pool.Spec.Hosts[host].Labels
+	for _, text := range rules {
+		rule, err := scheduler.ParseConstraint(text)
+		if err != nil || (!rule.Soft && !rule.Matches(host, labels)) {
+			diags.AddWarning(fmt.Sprintf("Container %s will be replaced to meet its constraints", state.ID.ValueString()),
+				fmt.Sprintf("Its host %q does not satisfy %q; the container will be re-created on a host that does.", host, text))
+			return false
+		}
+	}
+	return true
 }
 
 // replacesKey is the private-state key through which the plan of a

@@ -59,8 +59,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A Docker container placed by Berth on a host of a pool. Placement happens at apply, " +
 			"atomically among all the creates Terraform runs in parallel; `terraform plan` checks that everything " +
-			"planned fits and explains why when it does not. Changing anything but `cpu`, `memory`, `running`, " +
-			"`stop_timeout`, `registry_auth` and `timeouts` replaces the container.",
+			"planned fits and explains why when it does not. Changing anything but `cpu`, `memory`, `cpu_limit`, " +
+			"`memory_limit`, `restart`, `running`, `stop_timeout`, `registry_auth` and `timeouts` replaces the " +
+			"container, and so does a change of `constraints` that its host no longer satisfies.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "`<pool>/<name>`, also the import ID.",
@@ -127,11 +128,12 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "Rules on host labels, all of which a host must satisfy: `zone == a`, " +
 					"`zone != c`, `disk in [ssd, nvme]`, `zone not in [c]`, `gpu` (has the label), `!gpu` " +
 					"(lacks it); `node.name` is the host's name; values may be globs (`rack-*`). A leading `~` " +
-					"makes a rule a preference instead of a requirement.",
-				ElementType:   types.StringType,
-				Optional:      true,
-				Validators:    []validator.List{listvalidator.ValueStringsAre(constraintValidator())},
-				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+					"makes a rule a preference instead of a requirement. Editing the rules (reordering them, " +
+					"adding a preference) keeps a container whose host still satisfies every requirement; " +
+					"otherwise it is replaced.",
+				ElementType: types.StringType,
+				Optional:    true,
+				Validators:  []validator.List{listvalidator.ValueStringsAre(constraintValidator())},
 			},
 			"spread_group": schema.StringAttribute{
 				MarkdownDescription: "Containers with the same spread group are spread across hosts (anti-affinity).",
@@ -145,12 +147,12 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 			},
 			"restart": schema.StringAttribute{
-				MarkdownDescription: "Docker restart policy: `no`, `on-failure`, `always` or `unless-stopped` (the default).",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString(defaultRestart),
-				Validators:          []validator.String{stringvalidator.OneOf("no", "on-failure", "always", "unless-stopped")},
-				PlanModifiers:       replaceIfChanged,
+				MarkdownDescription: "Docker restart policy: `no`, `on-failure`, `always` or `unless-stopped` (the " +
+					"default). Changed in place.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultRestart),
+				Validators: []validator.String{stringvalidator.OneOf("no", "on-failure", "always", "unless-stopped")},
 			},
 			"host": schema.StringAttribute{
 				MarkdownDescription: "The engine the container runs on. Set it to pin the container to a host; " +
@@ -228,7 +230,10 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			},
 			"stop_timeout": schema.StringAttribute{
 				MarkdownDescription: "How long the container may take to stop before it is killed, on delete " +
-					"and replace. Defaults to `\"10s\"`.",
+					"and replace. Defaults to `\"10s\"`. Also written to the container (whole seconds, rounded " +
+					"up) as Docker's stop timeout, which `docker stop` and a daemon shutdown use; Docker cannot " +
+					"change that on a created container, so a change applies to Berth's stops at once and to " +
+					"Docker's from the next replacement.",
 				Optional:   true,
 				Computed:   true,
 				Default:    stringdefault.StaticString(defaultStopTimeout),
@@ -264,6 +269,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				DeleteDescription: "Time to stop and remove the container. Default `2m`.",
 			}),
 		},
+	}
+	for name, attribute := range runtimeAttributes() {
+		resp.Schema.Attributes[name] = attribute
 	}
 }
 

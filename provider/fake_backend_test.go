@@ -262,6 +262,10 @@ func (b *fakeBackend) ResizeContainer(_ context.Context, current backend.Contain
 	return b.change(current, func(c *backend.ContainerState) { c.Resources, c.Ref.Resources = res, res })
 }
 
+func (b *fakeBackend) ReconfigureContainer(_ context.Context, current backend.ContainerState, limits backend.Resources, restart string) (backend.ContainerState, error) {
+	return b.change(current, func(c *backend.ContainerState) { c.Limits, c.Restart = limits, restart })
+}
+
 func (b *fakeBackend) StartContainer(_ context.Context, current backend.ContainerState, _ bool) (backend.ContainerState, error) {
 	return b.change(current, func(c *backend.ContainerState) { c.Running = true })
 }

@@ -118,8 +118,13 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
 	}
 	c.Env = berthEnv(resp.Config.Env, envKeys)
-	c.MilliCPU = resp.HostConfig.NanoCPUs / 1e6
-	c.MemoryBytes = resp.HostConfig.Memory
+	if c.Options, err = optionsLabel(resp.Config.Labels); err != nil {
+		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
+	}
+	c.MilliCPU, c.MemoryBytes, c.Limits = reservationAndLimits(resp.HostConfig.Resources)
+	if resp.Config.StopTimeout != nil {
+		c.StopTimeout = time.Duration(*resp.Config.StopTimeout) * time.Second
+	}
 	c.Restart = string(resp.HostConfig.RestartPolicy.Name)
 	if c.Restart == "" {
 		c.Restart = string(container.RestartPolicyDisabled)
@@ -175,9 +180,15 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	if restart == "" {
 		restart = container.RestartPolicyDisabled
 	}
+	opts := spec.Options
 	config := &container.Config{
 		Image:        spec.Image,
 		Cmd:          spec.Command,
+		Entrypoint:   opts.Entrypoint,
+		WorkingDir:   opts.WorkingDir,
+		User:         opts.User,
+		StopSignal:   opts.StopSignal,
+		StopTimeout:  stopSeconds(spec.StopTimeout),
 		Env:          envList(spec.Env),
 		Labels:       specLabels(spec),
 		ExposedPorts: exposed,
@@ -192,9 +203,32 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		}
 	}
 	hostConfig := &container.HostConfig{
-		Resources:     limits(spec.MilliCPU, spec.MemoryBytes),
-		PortBindings:  bindings,
-		RestartPolicy: container.RestartPolicy{Name: restart},
+		Resources:      limits(spec.MilliCPU, spec.MemoryBytes, spec.Limits),
+		PortBindings:   bindings,
+		RestartPolicy:  container.RestartPolicy{Name: restart},
+		CapAdd:         opts.CapAdd,
+		CapDrop:        opts.CapDrop,
+		Privileged:     opts.Privileged,
+		ReadonlyRootfs: opts.ReadOnly,
+		Sysctls:        opts.Sysctls,
+		ExtraHosts:     opts.ExtraHosts,
+		DNS:            opts.DNS,
+		DNSSearch:      opts.DNSSearch,
+		ShmSize:        opts.ShmBytes,
+	}
+	if opts.LogDriver != "" || len(opts.LogOpts) > 0 {
+		hostConfig.LogConfig = container.LogConfig{Type: opts.LogDriver, Config: opts.LogOpts}
+	}
+	if opts.Init {
+		hostConfig.Init = &opts.Init
+	}
+	for _, u := range opts.Ulimits {
+		hostConfig.Ulimits = append(hostConfig.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+	for _, d := range opts.Devices {
+		hostConfig.Devices = append(hostConfig.Devices, container.DeviceMapping{
+			PathOnHost: d.HostPath, PathInContainer: d.ContainerPath, CgroupPermissions: d.Permissions,
+		})
 	}
 	name := DockerName(spec.Pool, spec.Name)
 	created, err := e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
@@ -207,15 +241,67 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	return created.ID, nil
 }
 
-// limits turns Berth's reservation into Docker limits. Swap is capped at the
-// memory limit (no swap on top), which also lets updates lower or raise
-// memory: Docker refuses a memory limit above the current swap limit.
-func limits(milliCPU, memoryBytes int64) container.Resources {
-	r := container.Resources{NanoCPUs: milliCPU * 1e6, Memory: memoryBytes}
-	if memoryBytes > 0 {
-		r.MemorySwap = memoryBytes
+// limits turns Berth's reservation and limits into Docker's resources. The
+// limits (the reservation unless set apart) are hard caps; the reservation
+// is also written as Docker's soft settings, the memory reservation and the
+// CPU shares (1024 per CPU, as Kubernetes maps requests), so that it can be
+// read back from the engine after an in-place change, when the labels are
+// stale. Both are written on every update: Docker reads a zero as "keep".
+// Swap is capped at the memory limit (no swap on top), which also lets
+// updates lower or raise memory: Docker refuses a memory limit above the
+// current swap limit.
+func limits(milliCPU, memoryBytes int64, lim Limits) container.Resources {
+	cpuCap, memoryCap := milliCPU, memoryBytes
+	if lim.MilliCPU > 0 {
+		cpuCap = lim.MilliCPU
+	}
+	if lim.MemoryBytes > 0 {
+		memoryCap = lim.MemoryBytes
+	}
+	r := container.Resources{
+		NanoCPUs:          cpuCap * 1e6,
+		CPUShares:         sharesOf(milliCPU),
+		Memory:            memoryCap,
+		MemoryReservation: memoryBytes,
+	}
+	if memoryCap > 0 {
+		r.MemorySwap = memoryCap
 	}
 	return r
+}
+
+// sharesOf and milliCPUOf convert between millicores and CPU shares; the
+// round trip is exact because a share (1/1024 CPU) is finer than a millicore.
+func sharesOf(milliCPU int64) int64 { return (milliCPU*1024 + 500) / 1000 }
+func milliCPUOf(shares int64) int64 { return (shares*1000 + 512) / 1024 }
+
+// reservationAndLimits reads back what limits wrote. Containers made before
+// Berth wrote shares and memory reservations reserve what they are capped at.
+func reservationAndLimits(r container.Resources) (milliCPU, memoryBytes int64, lim Limits) {
+	milliCPU, memoryBytes = r.NanoCPUs/1e6, r.Memory
+	if r.CPUShares > 0 {
+		milliCPU = milliCPUOf(r.CPUShares)
+	}
+	if r.MemoryReservation > 0 {
+		memoryBytes = r.MemoryReservation
+	}
+	if cpuCap := r.NanoCPUs / 1e6; cpuCap != milliCPU {
+		lim.MilliCPU = cpuCap
+	}
+	if r.Memory != memoryBytes {
+		lim.MemoryBytes = r.Memory
+	}
+	return milliCPU, memoryBytes, lim
+}
+
+// stopSeconds is Docker's stop timeout in whole seconds (rounded up); nil
+// leaves Docker's default.
+func stopSeconds(d time.Duration) *int {
+	if d <= 0 {
+		return nil
+	}
+	seconds := int(math.Ceil(d.Seconds()))
+	return &seconds
 }
 
 func envList(env map[string]string) []string {
@@ -374,12 +460,24 @@ func (e *Engine) logTail(ctx context.Context, id string) string {
 	return strings.TrimRight(out.String(), "\n")
 }
 
-// UpdateResources changes the CPU and memory limits of a container in place.
-func (e *Engine) UpdateResources(ctx context.Context, id string, milliCPU, memoryBytes int64) error {
-	if milliCPU < 0 || memoryBytes < 0 {
+// Update is what changes on a container in place.
+type Update struct {
+	MilliCPU    int64 // the reservation
+	MemoryBytes int64
+	Limits      Limits
+	Restart     string // "" keeps the restart policy
+}
+
+// Update changes the reservation, the limits and the restart policy of a
+// container in place.
+func (e *Engine) Update(ctx context.Context, id string, u Update) error {
+	if u.MilliCPU < 0 || u.MemoryBytes < 0 || u.Limits.MilliCPU < 0 || u.Limits.MemoryBytes < 0 {
 		return fmt.Errorf("engine %s: update container %s: negative cpu or memory", e.name, id)
 	}
-	_, err := e.api.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: limits(milliCPU, memoryBytes)})
+	_, err := e.api.ContainerUpdate(ctx, id, container.UpdateConfig{
+		Resources:     limits(u.MilliCPU, u.MemoryBytes, u.Limits),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(u.Restart)},
+	})
 	if err != nil {
 		return e.fail("update container "+id, err)
 	}

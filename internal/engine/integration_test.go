@@ -351,18 +351,28 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 		t.Fatalf("list after start: %+v", listed)
 	}
 
-	// In-place resize, up then down: inspect reports the limits in force
-	// while the labels keep the values the container was created with.
-	for _, size := range []struct{ milliCPU, memory int64 }{{500, 128 << 20}, {100, 32 << 20}} {
-		if err := e.UpdateResources(ctx, id, size.milliCPU, size.memory); err != nil {
+	// In-place updates, up then down, with limits set apart and back: inspect
+	// reports the reservation, limits and restart policy in force while the
+	// labels keep the values the container was created with.
+	for _, u := range []Update{
+		{MilliCPU: 500, MemoryBytes: 128 << 20, Limits: Limits{MilliCPU: 1500, MemoryBytes: 256 << 20}, Restart: "always"},
+		{MilliCPU: 700, MemoryBytes: 300 << 20, Restart: "on-failure"},
+		{MilliCPU: 100, MemoryBytes: 32 << 20},
+	} {
+		if err := e.Update(ctx, id, u); err != nil {
 			t.Fatal(err)
 		}
 		updated, err := e.InspectContainer(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if updated.MilliCPU != size.milliCPU || updated.MemoryBytes != size.memory {
-			t.Fatalf("after update to %+v: inspect says %d mCPU, %d bytes", size, updated.MilliCPU, updated.MemoryBytes)
+		restart := u.Restart
+		if restart == "" {
+			restart = "on-failure" // kept from the update before
+		}
+		if updated.MilliCPU != u.MilliCPU || updated.MemoryBytes != u.MemoryBytes || updated.Limits != u.Limits || updated.Restart != restart {
+			t.Fatalf("after update to %+v: inspect says %d mCPU, %d bytes, limits %+v, restart %q",
+				u, updated.MilliCPU, updated.MemoryBytes, updated.Limits, updated.Restart)
 		}
 	}
 	if listed := listOne(t, e, pool, id); listed.MilliCPU != 250 || listed.MemoryBytes != 64<<20 {

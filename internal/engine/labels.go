@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ const (
 	LabelConstraints   = "sh.berth.constraints" // JSON array
 	LabelCommand       = "sh.berth.command"     // JSON array, only when set
 	LabelEnvKeys       = "sh.berth.env-keys"    // JSON array of the keys Berth set
+	LabelOptions       = "sh.berth.options"     // ContainerOptions as JSON
+	LabelPrefix        = "sh.berth."            // reserved: user labels may not use it
 	LabelPoolRecord    = "sh.berth.pool-record" // on pool record volumes: the pool name
 	LabelRecord        = "sh.berth.record"      // on pool record volumes: the record as JSON
 	LabelRecordVersion = "sh.berth.record-generation"
@@ -91,14 +94,20 @@ func parsePortNumber(s string, lowest int) (int, error) {
 	return n, nil
 }
 
-// specLabels are the labels a container is created with.
+// specLabels are the labels a container is created with: the user's, then
+// Berth's, which win (the provider refuses user labels under LabelPrefix).
 func specLabels(spec ContainerSpec) map[string]string {
-	labels := map[string]string{
-		LabelPool:        spec.Pool,
-		LabelName:        spec.Name,
-		LabelReservation: spec.ReservationID,
-		LabelCPU:         strconv.FormatInt(spec.MilliCPU, 10),
-		LabelMemory:      strconv.FormatInt(spec.MemoryBytes, 10),
+	labels := make(map[string]string, len(spec.Options.Labels)+8)
+	for k, v := range spec.Options.Labels {
+		labels[k] = v
+	}
+	labels[LabelPool] = spec.Pool
+	labels[LabelName] = spec.Name
+	labels[LabelReservation] = spec.ReservationID
+	labels[LabelCPU] = strconv.FormatInt(spec.MilliCPU, 10)
+	labels[LabelMemory] = strconv.FormatInt(spec.MemoryBytes, 10)
+	if !reflect.ValueOf(spec.Options).IsZero() {
+		labels[LabelOptions] = mustJSON(spec.Options)
 	}
 	if len(spec.Ports) > 0 {
 		labels[LabelPorts] = FormatPorts(spec.Ports)
@@ -126,8 +135,9 @@ func specLabels(spec ContainerSpec) map[string]string {
 	return labels
 }
 
-// mustJSON encodes string slices, which cannot fail to marshal.
-func mustJSON(v []string) string {
+// mustJSON encodes string slices and ContainerOptions (strings, numbers and
+// booleans only), which cannot fail to marshal.
+func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
@@ -182,4 +192,18 @@ func stringsLabel(labels map[string]string, key string) ([]string, error) {
 		return nil, fmt.Errorf("label %s is not a JSON list of strings: %w", key, err)
 	}
 	return values, nil
+}
+
+// optionsLabel reads LabelOptions; a container made before it existed has
+// no options.
+func optionsLabel(labels map[string]string) (ContainerOptions, error) {
+	var options ContainerOptions
+	text, ok := labels[LabelOptions]
+	if !ok {
+		return options, nil
+	}
+	if err := json.Unmarshal([]byte(text), &options); err != nil {
+		return options, fmt.Errorf("label %s is not valid JSON: %w", LabelOptions, err)
+	}
+	return options, nil
 }

@@ -142,3 +142,29 @@ func TestHealthFromStatus(t *testing.T) {
 		}
 	}
 }
+
+// Import rebuilds settings from LabelOptions: unset and empty must come
+// back as they were, and user labels sit beside Berth's, which win.
+func TestOptionsLabelRoundTrip(t *testing.T) {
+	options := ContainerOptions{
+		Entrypoint: []string{"/app"}, DNS: []string{}, Labels: map[string]string{"team": "web", LabelPool: "forged"},
+		Ulimits: []Ulimit{{Name: "nofile", Soft: 1, Hard: 2}}, ShmBytes: 64 << 20, Init: true,
+	}
+	labels := specLabels(ContainerSpec{Pool: "dc1", Name: "web", Options: options})
+	if labels["team"] != "web" || labels[LabelPool] != "dc1" {
+		t.Fatalf("user labels not merged under Berth's: %v", labels)
+	}
+	got, err := optionsLabel(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, options) || got.DNS == nil || got.ExtraHosts != nil {
+		t.Fatalf("options read back as %#v, want %#v", got, options)
+	}
+	if _, ok := specLabels(ContainerSpec{Pool: "dc1", Name: "web"})[LabelOptions]; ok {
+		t.Error("a container without options got an options label")
+	}
+	if _, err := optionsLabel(map[string]string{LabelOptions: "{"}); err == nil {
+		t.Error("a malformed options label was accepted")
+	}
+}

@@ -63,6 +63,58 @@ type ContainerSpec struct {
 	Constraints   []string // recorded in a label (JSON), so import can restore them
 	Restart       string   // no | on-failure | always | unless-stopped
 	Healthcheck   *Healthcheck
+	Limits        Limits        // caps above the reservation; zero: the reservation
+	StopTimeout   time.Duration // Docker's own stop timeout (docker stop, daemon shutdown); 0: Docker's default
+	Options       ContainerOptions
+}
+
+// Limits caps a container's CPU and memory above what it reserves. A zero
+// field means "the reservation".
+type Limits struct {
+	MilliCPU    int64
+	MemoryBytes int64
+}
+
+// ContainerOptions are docker_container's settings that Berth hands to
+// Docker as they are. They are also recorded in a label (LabelOptions)
+// because inspect merges the image's defaults (entrypoint, user, labels)
+// into what it shows: import must read back what was asked. Collections
+// keep nil apart from empty in that record, so an import restores `[]` as
+// `[]` and an unset attribute as unset.
+type ContainerOptions struct {
+	Entrypoint []string          `json:"entrypoint"`
+	WorkingDir string            `json:"working_dir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Labels     map[string]string `json:"labels"`
+	LogDriver  string            `json:"log_driver,omitempty"`
+	LogOpts    map[string]string `json:"log_opts"`
+	CapAdd     []string          `json:"cap_add"`
+	CapDrop    []string          `json:"cap_drop"`
+	Privileged bool              `json:"privileged,omitempty"`
+	ReadOnly   bool              `json:"read_only,omitempty"`
+	Ulimits    []Ulimit          `json:"ulimits"`
+	Sysctls    map[string]string `json:"sysctls"`
+	ExtraHosts []string          `json:"extra_hosts"` // "name:ip"
+	DNS        []string          `json:"dns"`
+	DNSSearch  []string          `json:"dns_search"`
+	Devices    []Device          `json:"devices"`
+	ShmBytes   int64             `json:"shm_bytes,omitempty"` // 0: Docker's default (64MiB)
+	Init       bool              `json:"init,omitempty"`
+	StopSignal string            `json:"stop_signal,omitempty"`
+}
+
+// Ulimit is one resource limit, e.g. nofile 1024:4096.
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
+}
+
+// Device maps a host device into the container.
+type Device struct {
+	HostPath      string `json:"host_path"`
+	ContainerPath string `json:"container_path"`
+	Permissions   string `json:"permissions"` // r, w and m, e.g. "rwm"
 }
 
 // Container is a Berth container as observed on an engine. Resources and
@@ -81,6 +133,9 @@ type Container struct {
 	MaxPerHost    int
 	Constraints   []string
 	Restart       string            // from inspect only
+	Limits        Limits            // from inspect only
+	StopTimeout   time.Duration     // from inspect only
+	Options       ContainerOptions  // from inspect only (LabelOptions)
 	Healthcheck   *Healthcheck      // from inspect only
 	Command       []string          // from inspect only
 	Env           map[string]string // from inspect only

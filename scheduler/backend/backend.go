@@ -41,8 +41,13 @@ type Backend interface {
 	// ReadContainer observes a container; nil, nil when it is gone. Reads
 	// are batched per engine.
 	ReadContainer(ctx context.Context, ref ContainerRef) (*ContainerState, error)
-	// ResizeContainer changes CPU/memory in place, atomically with the reservation.
+	// ResizeContainer changes CPU/memory in place, atomically with the
+	// reservation; the container keeps current.Limits.
 	ResizeContainer(ctx context.Context, current ContainerState, res Resources) (ContainerState, error)
+	// ReconfigureContainer changes in place what Docker changes on a live
+	// container without touching the reservation: the limits and the
+	// restart policy.
+	ReconfigureContainer(ctx context.Context, current ContainerState, limits Resources, restart string) (ContainerState, error)
 	// StartContainer starts a stopped container and waits for it.
 	StartContainer(ctx context.Context, current ContainerState, waitHealthy bool) (ContainerState, error)
 	// StopContainer stops a container and keeps it, with its capacity:
@@ -129,6 +134,8 @@ type ContainerSpec struct {
 	Healthcheck  *engine.Healthcheck
 	RegistryAuth *engine.RegistryAuth
 	StopTimeout  time.Duration
+	Limits       Resources // caps above Resources; zero fields: the reservation
+	Options      engine.ContainerOptions
 }
 
 // PlanResult is the outcome of a plan-time check.
@@ -161,6 +168,9 @@ type ContainerState struct {
 	Command       []string            // set by FindContainer (import); nil otherwise
 	Env           map[string]string   // set by FindContainer (import); nil otherwise
 	Healthcheck   *engine.Healthcheck // set by FindContainer (import); nil otherwise
+	Limits        Resources           // as created or changed in place; read back by FindContainer (import)
+	StopTimeout   time.Duration       // Docker's; set by FindContainer (import)
+	Options       engine.ContainerOptions
 	IPAddress     string
 	Running       bool
 	Health        string

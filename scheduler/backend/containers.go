@@ -300,6 +300,7 @@ func keepLeftover(ps *poolState, spec ContainerSpec, res scheduler.Reservation, 
 		MaxPerHost:    spec.MaxPerHost,
 		Constraints:   spec.Constraints,
 		Restart:       spec.Restart,
+		Limits:        spec.Limits,
 	}
 }
 
@@ -342,7 +343,9 @@ func (b *Embedded) ResizeContainer(ctx context.Context, current ContainerState, 
 	}
 	eng, err := b.engines.Get(current.Ref.Host)
 	if err == nil {
-		err = eng.UpdateResources(ctx, current.Ref.ContainerID, to.MilliCPU, to.MemoryBytes)
+		err = eng.Update(ctx, current.Ref.ContainerID, engine.Update{
+			MilliCPU: to.MilliCPU, MemoryBytes: to.MemoryBytes, Limits: engine.Limits(current.Limits),
+		})
 	}
 	b.reads.changed(current.Ref.Host)
 	if err != nil {
@@ -350,6 +353,25 @@ func (b *Embedded) ResizeContainer(ctx context.Context, current ContainerState, 
 		return ContainerState{}, fmt.Errorf("resizing %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
 	}
 	current.Resources = to
+	return current, nil
+}
+
+// ReconfigureContainer changes the limits and the restart policy; the
+// reservation, and so the scheduler's books, stay as they are.
+func (b *Embedded) ReconfigureContainer(ctx context.Context, current ContainerState, limits Resources, restart string) (ContainerState, error) {
+	eng, err := b.engines.Get(current.Ref.Host)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	defer b.reads.changed(current.Ref.Host)
+	err = eng.Update(ctx, current.Ref.ContainerID, engine.Update{
+		MilliCPU: current.Resources.MilliCPU, MemoryBytes: current.Resources.MemoryBytes,
+		Limits: engine.Limits(limits), Restart: restart,
+	})
+	if err != nil {
+		return ContainerState{}, fmt.Errorf("updating %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
+	}
+	current.Limits, current.Restart = limits, restart
 	return current, nil
 }
 
@@ -426,6 +448,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 			}
 			state := stateOf(host, *inspected)
 			state.Command, state.Env, state.Healthcheck = inspected.Command, inspected.Env, inspected.Healthcheck
+			state.StopTimeout, state.Options = inspected.StopTimeout, inspected.Options
 			return &state, nil
 		}
 	}
@@ -482,6 +505,9 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 		Constraints:   spec.Constraints,
 		Restart:       spec.Restart,
 		Healthcheck:   spec.Healthcheck,
+		Limits:        engine.Limits(spec.Limits),
+		StopTimeout:   spec.StopTimeout,
+		Options:       spec.Options,
 	}
 }
 
@@ -499,6 +525,7 @@ func stateOf(host string, c engine.Container) ContainerState {
 		MaxPerHost:    c.MaxPerHost,
 		Constraints:   c.Constraints,
 		Restart:       c.Restart,
+		Limits:        Resources(c.Limits),
 		IPAddress:     c.IPAddress,
 		Running:       c.Running,
 		Health:        c.Health,
