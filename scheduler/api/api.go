@@ -47,6 +47,7 @@ const (
 	RouteContainerRead    = "POST /v1/containers/read"
 	RouteContainerPlanRes = "POST /v1/containers/plan-resize"
 	RouteContainerResize  = "POST /v1/containers/resize"
+	RouteContainerReconf  = "POST /v1/containers/reconfigure"
 	RouteContainerStart   = "POST /v1/containers/start"
 	RouteContainerStop    = "POST /v1/containers/stop"
 	RouteContainerDelete  = "POST /v1/containers/delete"
@@ -63,6 +64,7 @@ const (
 	PathContainerRead   = "/v1/containers/read"
 	PathContainerPlanRs = "/v1/containers/plan-resize"
 	PathContainerResize = "/v1/containers/resize"
+	PathContainerReconf = "/v1/containers/reconfigure"
 	PathContainerStart  = "/v1/containers/start"
 	PathContainerStop   = "/v1/containers/stop"
 	PathContainerDelete = "/v1/containers/delete"
@@ -195,6 +197,14 @@ type ReadResponse struct {
 type ResizeRequest struct {
 	Current   backend.ContainerState
 	Resources backend.Resources
+}
+
+// ReconfigureRequest changes a container's limits and restart policy in
+// place (ReconfigureContainer).
+type ReconfigureRequest struct {
+	Current backend.ContainerState
+	Limits  backend.Resources
+	Restart string
 }
 
 // PlanResizeResponse answers plan-resize.

@@ -84,6 +84,7 @@
 //	POST   /v1/containers/read          (ro) read    ReadRequest -> ReadResponse (batched ReadContainer)
 //	POST   /v1/containers/plan-resize   (ro) read    ResizeRequest -> PlanResizeResponse (PlanResize)
 //	POST   /v1/containers/resize             deploy  ResizeRequest -> backend.ContainerState
+//	POST   /v1/containers/reconfigure        deploy  ReconfigureRequest -> backend.ContainerState (ReconfigureContainer)
 //	POST   /v1/containers/start              deploy  StartRequest -> backend.ContainerState
 //	POST   /v1/containers/stop               deploy  StopRequest -> backend.ContainerState
 //	POST   /v1/containers/delete             deploy  DeleteRequest -> 204

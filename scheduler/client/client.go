@@ -208,6 +208,13 @@ func (c *Client) ResizeContainer(ctx context.Context, current backend.ContainerS
 	return out, err
 }
 
+// ReconfigureContainer changes limits and the restart policy in place.
+func (c *Client) ReconfigureContainer(ctx context.Context, current backend.ContainerState, limits backend.Resources, restart string) (backend.ContainerState, error) {
+	var out backend.ContainerState
+	err := c.t.do(ctx, http.MethodPost, api.PathContainerReconf, newKey("reconfigure"), api.ReconfigureRequest{Current: current, Limits: limits, Restart: restart}, &out)
+	return out, err
+}
+
 // StartContainer starts a stopped container.
 func (c *Client) StartContainer(ctx context.Context, current backend.ContainerState, waitHealthy bool) (backend.ContainerState, error) {
 	var out backend.ContainerState
