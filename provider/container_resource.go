@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
@@ -420,6 +421,12 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 func addContainerError(diags *diag.Diagnostics, summary string, err error) {
 	if errors.Is(err, backend.ErrDuplicateName) {
 		diags.AddAttributeError(path.Root("name"), "Duplicate container name", err.Error())
+		return
+	}
+	// The engine refused one of the container's settings: point at it.
+	var refused *engine.RefusedError
+	if errors.As(err, &refused) && refused.Setting != "" {
+		diags.AddAttributeError(path.Root(refused.Setting), summary, err.Error())
 		return
 	}
 	diags.AddError(summary, err.Error())

@@ -47,6 +47,7 @@ type BerthProvider struct {
 // BerthProviderModel is the provider block.
 type BerthProviderModel struct {
 	Engines        types.Map    `tfsdk:"engines"`
+	EngineTimeout  types.String `tfsdk:"engine_timeout"`
 	SchedulerURL   types.String `tfsdk:"scheduler_url"`
 	SchedulerToken types.String `tfsdk:"scheduler_token"`
 	SchedulerCAPEM types.String `tfsdk:"scheduler_ca_pem"`
@@ -99,6 +100,14 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 		MarkdownDescription: "Berth places Docker containers across pools of Docker engines and reserves " +
 			"their capacity atomically, so that Terraform's parallel creates never overcommit an engine.",
 		Attributes: map[string]schema.Attribute{
+			"engine_timeout": schema.StringAttribute{
+				MarkdownDescription: "How long Berth waits for an engine to answer one request (a Go duration; default `" +
+					engine.DefaultTimeout.String() + "`). An engine that does not answer in time counts as unreachable " +
+					"for a few seconds, so a wedged engine fails what needs it quickly and never hangs `terraform plan`. " +
+					"Stopping a container gets its `stop_timeout` on top; an image pull must report progress within this time.",
+				Optional:   true,
+				Validators: []validator.String{positiveDurationValidator()},
+			},
 			"engines": schema.MapNestedAttribute{
 				MarkdownDescription: "Embedded mode: the Docker engines Berth may use, keyed by a name of your choice " +
 					"(the names `berth_pool.hosts` refers to). Connection details live here and never in state. " +
@@ -210,6 +219,13 @@ func (p *BerthProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if config.EngineTimeout.IsUnknown() {
+		known = false
+	}
+	timeout := durationOrDefault(config.EngineTimeout, engine.DefaultTimeout)
+	for i := range configs {
+		configs[i].Timeout = timeout
 	}
 	data.endpoints = make(map[string]string, len(engines))
 	for name, e := range engines {

@@ -87,6 +87,22 @@ func durationValidator() validator.String {
 	}
 }
 
+// positiveDurationValidator is durationValidator for a bound, where zero
+// would mean "fail at once".
+func positiveDurationValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid duration",
+		hint:    `Use a positive Go duration such as "30s" or "2m".`,
+		check: func(s string) error {
+			d, err := parseDuration(types.StringValue(s), 0)
+			if err == nil && d == 0 {
+				err = fmt.Errorf("duration %q is not greater than zero", s)
+			}
+			return err
+		},
+	}
+}
+
 func portRangeValidator() validator.String {
 	return stringCheck{
 		summary: "Invalid port range",

@@ -145,6 +145,9 @@ func explainHealthy(st *hostState, _ *compiledRequest) string {
 	if st.retired {
 		return "removed from the pool"
 	}
+	if st.sickness != "" {
+		return "unhealthy: " + st.sickness
+	}
 	return "unhealthy"
 }
 

@@ -18,7 +18,8 @@ type hostSlot struct {
 type hostState struct {
 	host       *hostConfig // shared by versions until SetHosts changes it
 	healthy    bool
-	retired    bool // removed from the pool: fits nothing, still accounts what is on it
+	sickness   string // why the host is unhealthy, when known
+	retired    bool   // removed from the pool: fits nothing, still accounts what is on it
 	used       Resources
 	containers int
 	ports      []portKey // sorted; duplicates only when observed containers clash
@@ -160,6 +161,7 @@ func (st *hostState) apply(c change) *hostState {
 	*next = hostState{
 		host:       st.host,
 		healthy:    st.healthy,
+		sickness:   st.sickness,
 		retired:    st.retired,
 		containers: st.containers + c.sign,
 		used: Resources{
@@ -224,6 +226,9 @@ func applyGroup(out, groups []groupCount, group string, sign int) []groupCount {
 func (st *hostState) withHost(h *hostConfig, healthy, retired bool) *hostState {
 	next := *st
 	next.host, next.healthy, next.retired = h, healthy, retired
+	if healthy {
+		next.sickness = ""
+	}
 	return &next
 }
 

@@ -195,6 +195,22 @@ func (s *Scheduler) SetHealthy(host string, healthy bool) {
 	slot.update(func(st *hostState) *hostState { return st.withHost(st.host, healthy, st.retired) })
 }
 
+// SetUnhealthy marks a host unhealthy for a reason that explanations then
+// give ("unhealthy: engine node1 ... unreachable: connection refused").
+func (s *Scheduler) SetUnhealthy(host, cause string) {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	slot := s.hosts.Load().slot(host)
+	if slot == nil {
+		return
+	}
+	slot.update(func(st *hostState) *hostState {
+		next := st.withHost(st.host, false, st.retired)
+		next.sickness = cause
+		return next
+	})
+}
+
 // slotFor finds a host in the pool, or among removed hosts that still
 // hold reservations.
 func (s *Scheduler) slotFor(host string) *hostSlot {

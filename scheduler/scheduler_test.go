@@ -350,6 +350,21 @@ func TestSetHealthy(t *testing.T) {
 	}
 }
 
+func TestSetUnhealthyExplainsWhy(t *testing.T) {
+	s, _ := testScheduler(t, Spread, host("node1", 2, 2*gib))
+	s.SetUnhealthy("node1", "connection refused")
+	_, err := s.Reserve(context.Background(), Request{Name: "x"})
+	if err == nil || !strings.Contains(err.Error(), "node1: unhealthy: connection refused") {
+		t.Fatalf("got %v, want the cause in the explanation", err)
+	}
+	s.SetHealthy("node1", true)
+	s.SetHealthy("node1", false)
+	_, err = s.Reserve(context.Background(), Request{Name: "x"})
+	if err == nil || strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("got %v, want the old cause gone once the host recovered", err)
+	}
+}
+
 func TestReserveHonoursContext(t *testing.T) {
 	s, _ := testScheduler(t, Spread, host("node1", 2, 2*gib))
 	ctx, cancel := context.WithCancel(context.Background())

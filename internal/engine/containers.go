@@ -31,10 +31,13 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 	if pool != "" {
 		selector = LabelPool + "=" + pool
 	}
-	e.negotiate(ctx)
-	summaries, err := e.api.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", selector)),
+	var summaries []container.Summary
+	err := e.do(ctx, "list containers", 0, func(ctx context.Context) (err error) {
+		summaries, err = e.api.ContainerList(ctx, container.ListOptions{
+			All:     true,
+			Filters: filters.NewArgs(filters.Arg("label", selector)),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, e.fail("list containers", err)
@@ -93,7 +96,7 @@ func firstIPAddress(networks map[string]*network.EndpointSettings) string {
 // Created is exact, and MilliCPU/MemoryBytes are the limits in force, which
 // an in-place update changes while the labels stay as created.
 func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, error) {
-	resp, err := e.api.ContainerInspect(ctx, id)
+	resp, err := e.inspect(ctx, id)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return nil, nil
@@ -141,6 +144,14 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 		c.IPAddress = firstIPAddress(resp.NetworkSettings.Networks)
 	}
 	return &c, nil
+}
+
+func (e *Engine) inspect(ctx context.Context, id string) (resp container.InspectResponse, err error) {
+	err = e.do(ctx, "inspect container "+id, 0, func(ctx context.Context) (err error) {
+		resp, err = e.api.ContainerInspect(ctx, id)
+		return err
+	})
+	return resp, err
 }
 
 // berthEnv keeps the variables Berth set, leaving out those the image adds.
@@ -231,12 +242,16 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		})
 	}
 	name := DockerName(spec.Pool, spec.Name)
-	created, err := e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
+	var created container.CreateResponse
+	err = e.do(ctx, "create container "+name, 0, func(ctx context.Context) (err error) {
+		created, err = e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
+		return err
+	})
 	if err != nil {
 		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in use") {
 			return "", fmt.Errorf("engine %s: create container %s: %w: %w", e.name, name, ErrNameInUse, err)
 		}
-		return "", e.fail("create container "+name, err)
+		return "", e.refused("create container "+name, spec.Image, err)
 	}
 	return created.ID, nil
 }
@@ -336,7 +351,10 @@ func portMaps(ports []PortBinding) (nat.PortSet, nat.PortMap, error) {
 
 // StartContainer starts a created container.
 func (e *Engine) StartContainer(ctx context.Context, id string) error {
-	if err := e.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	err := e.do(ctx, "start container "+id, 0, func(ctx context.Context) error {
+		return e.api.ContainerStart(ctx, id, container.StartOptions{})
+	})
+	if err != nil {
 		return e.fail("start container "+id, err)
 	}
 	return nil
@@ -359,7 +377,7 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 	var runningSince time.Time
 	var startedAt string // identifies one run: a restart changes it
 	for {
-		resp, err := e.api.ContainerInspect(ctx, id)
+		resp, err := e.inspect(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return e.fail("wait for container "+id, fmt.Errorf("%w (last state: %s)", ctx.Err(), lastSeen))
@@ -446,15 +464,19 @@ func lastHealthOutput(h *container.Health) string {
 // failure to fetch its logs.
 func (e *Engine) logTail(ctx context.Context, id string) string {
 	const lines = 20
-	stream, err := e.api.ContainerLogs(ctx, id, container.LogsOptions{
-		ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines),
-	})
-	if err != nil {
-		return ""
-	}
-	defer stream.Close()
 	var out bytes.Buffer
-	if _, err := stdcopy.StdCopy(&out, &out, stream); err != nil && out.Len() == 0 {
+	err := e.do(ctx, "container logs "+id, 0, func(ctx context.Context) error {
+		stream, err := e.api.ContainerLogs(ctx, id, container.LogsOptions{
+			ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines),
+		})
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
+		_, err = stdcopy.StdCopy(&out, &out, stream)
+		return err
+	})
+	if err != nil && out.Len() == 0 {
 		return ""
 	}
 	return strings.TrimRight(out.String(), "\n")
@@ -474,12 +496,15 @@ func (e *Engine) Update(ctx context.Context, id string, u Update) error {
 	if u.MilliCPU < 0 || u.MemoryBytes < 0 || u.Limits.MilliCPU < 0 || u.Limits.MemoryBytes < 0 {
 		return fmt.Errorf("engine %s: update container %s: negative cpu or memory", e.name, id)
 	}
-	_, err := e.api.ContainerUpdate(ctx, id, container.UpdateConfig{
-		Resources:     limits(u.MilliCPU, u.MemoryBytes, u.Limits),
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(u.Restart)},
+	err := e.do(ctx, "update container "+id, 0, func(ctx context.Context) error {
+		_, err := e.api.ContainerUpdate(ctx, id, container.UpdateConfig{
+			Resources:     limits(u.MilliCPU, u.MemoryBytes, u.Limits),
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(u.Restart)},
+		})
+		return err
 	})
 	if err != nil {
-		return e.fail("update container "+id, err)
+		return e.refused("update container "+id, "", err)
 	}
 	return nil
 }
@@ -497,7 +522,10 @@ func (e *Engine) StopAndRemove(ctx context.Context, id string, timeout time.Dura
 // stopped container is not an error.
 func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
 	seconds := int(math.Ceil(timeout.Seconds()))
-	if err := e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds}); err != nil {
+	err := e.do(ctx, "stop container "+id, time.Duration(seconds)*time.Second, func(ctx context.Context) error {
+		return e.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &seconds})
+	})
+	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return err
 		}
@@ -509,7 +537,9 @@ func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) err
 // Remove force-removes the container. A container that is already gone is
 // not an error.
 func (e *Engine) Remove(ctx context.Context, id string) error {
-	err := e.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	err := e.do(ctx, "remove container "+id, 0, func(ctx context.Context) error {
+		return e.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return e.fail("remove container "+id, err)
 	}

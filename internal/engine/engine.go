@@ -2,40 +2,26 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
-	"sync"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 )
 
-// Engine is one Docker engine of the provider block.
+// Engine is one Docker engine of the provider block. Every request to it
+// runs under a deadline (calls.go), and its errors say whether the engine
+// did not answer or answered no (errors.go).
 type Engine struct {
 	name     string
 	endpoint string
 	api      *client.Client
+	dialer   *dialer
 	pull     retryPolicy
+	timeout  time.Duration
 
-	negotiateMu sync.Mutex
-	negotiated  bool
-}
-
-// negotiate settles the API version before a request that encodes filters:
-// the client reads its version for them without the lock its own lazy
-// negotiation takes, so two first requests at once would race. A failed
-// ping leaves it to the request itself, which then fails the same way.
-func (e *Engine) negotiate(ctx context.Context) {
-	e.negotiateMu.Lock()
-	defer e.negotiateMu.Unlock()
-	if e.negotiated {
-		return
-	}
-	if ping, err := e.api.Ping(ctx); err == nil {
-		e.api.NegotiateAPIVersionPing(ping)
-		e.negotiated = true
-	}
+	negotiation negotiation
+	reach       reachability
 }
 
 // ErrNameInUse is returned (wrapped) by CreateContainer when the engine
@@ -55,34 +41,19 @@ func (e *Engine) Endpoint() string { return e.endpoint }
 
 // Info asks the engine about itself; this is also the reachability check.
 func (e *Engine) Info(ctx context.Context) (Info, error) {
-	info, err := e.api.Info(ctx)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return Info{}, e.unreachable(err)
+	var info Info
+	err := e.do(ctx, "info", 0, func(ctx context.Context) error {
+		answer, err := e.api.Info(ctx)
+		info = Info{
+			NCPU:          answer.NCPU,
+			MemTotal:      answer.MemTotal,
+			ServerVersion: answer.ServerVersion,
+			APIVersion:    e.api.ClientVersion(), // negotiated before the request
 		}
+		return err
+	})
+	if err != nil {
 		return Info{}, e.fail("info", err)
 	}
-	return Info{
-		NCPU:          info.NCPU,
-		MemTotal:      info.MemTotal,
-		ServerVersion: info.ServerVersion,
-		APIVersion:    e.api.ClientVersion(), // negotiated by the request above
-	}, nil
-}
-
-// fail names the engine in an error, and says plainly when it could not be
-// reached at all.
-func (e *Engine) fail(op string, err error) error {
-	if client.IsErrConnectionFailed(err) {
-		var verifyErr *tls.CertificateVerificationError
-		if errors.As(err, &verifyErr) {
-			return fmt.Errorf("engine %s (%s) failed TLS verification: %w", e.name, e.endpoint, err)
-		}
-		return e.unreachable(err)
-	}
-	return fmt.Errorf("engine %s: %s: %w", e.name, op, err)
-}
-
-func (e *Engine) unreachable(err error) error {
-	return fmt.Errorf("engine %s (%s) unreachable: %w", e.name, e.endpoint, err)
+	return info, nil
 }

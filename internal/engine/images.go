@@ -11,7 +11,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
-	"github.com/docker/docker/client"
 )
 
 // retryPolicy bounds retries: attempts in all, waiting first, then twice as
@@ -28,12 +27,15 @@ func defaultPullRetry() retryPolicy {
 
 // EnsureImage pulls image only when the engine does not have it yet.
 func (e *Engine) EnsureImage(ctx context.Context, ref string, auth *RegistryAuth) error {
-	_, err := e.api.ImageInspect(ctx, ref)
+	err := e.do(ctx, "inspect image "+ref, 0, func(ctx context.Context) error {
+		_, err := e.api.ImageInspect(ctx, ref)
+		return err
+	})
 	if err == nil {
 		return nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return e.fail("inspect image "+ref, err)
+		return e.refused("inspect image "+ref, ref, err)
 	}
 	opts := image.PullOptions{}
 	if auth != nil {
@@ -53,14 +55,18 @@ func (e *Engine) EnsureImage(ctx context.Context, ref string, auth *RegistryAuth
 		if err == nil {
 			return nil
 		}
+		if IsUnreachable(err) {
+			return err
+		}
 		if !pullRetryable(err) || attempt >= e.pull.attempts {
-			return e.fail(fmt.Sprintf("pull image %s (attempt %d of %d)", ref, attempt, e.pull.attempts), err)
+			op := fmt.Sprintf("pull image %s (attempt %d of %d)", ref, attempt, e.pull.attempts)
+			return &RefusedError{Engine: e.name, Op: op, Setting: "image", Image: ref, Err: err}
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return e.fail(fmt.Sprintf("pull image %s (gave up after attempt %d: %v)", ref, attempt, err), ctx.Err())
+			return fmt.Errorf("engine %s: pull image %s: gave up after attempt %d (%w): %w", e.name, ref, attempt, err, ctx.Err())
 		case <-timer.C:
 		}
 		wait = min(2*wait, e.pull.most)
@@ -71,7 +77,7 @@ func (e *Engine) EnsureImage(ctx context.Context, ref string, auth *RegistryAuth
 func pullRetryable(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		client.IsErrConnectionFailed(err),
+		IsUnreachable(err),
 		cerrdefs.IsNotFound(err), cerrdefs.IsUnauthorized(err),
 		cerrdefs.IsPermissionDenied(err), cerrdefs.IsInvalidArgument(err):
 		return false
@@ -79,9 +85,28 @@ func pullRetryable(err error) bool {
 	return true
 }
 
+// pullWithout bounds a pull by its progress rather than its length: the
+// engine must report progress within its timeout, for as long as it takes.
+const pullWithout = 24 * time.Hour
+
 // pullOnce reads the pull's progress stream to its end: failures that
 // happen after the pull started are reported inside the stream.
 func (e *Engine) pullOnce(ctx context.Context, ref string, opts image.PullOptions) error {
+	return e.do(ctx, "pull image "+ref, pullWithout, func(ctx context.Context) error {
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		idle := time.AfterFunc(e.timeout, func() { cancel(errEngineDeadline) })
+		defer idle.Stop()
+		err := e.readPull(ctx, ref, opts, func() { idle.Reset(e.timeout) })
+		if errors.Is(context.Cause(ctx), errEngineDeadline) {
+			return &UnreachableError{Engine: e.name, Endpoint: e.endpoint, Op: "pull image " + ref,
+				Answer: fmt.Sprintf("no pull progress within %s (engine_timeout)", e.timeout), Err: err}
+		}
+		return err
+	})
+}
+
+func (e *Engine) readPull(ctx context.Context, ref string, opts image.PullOptions, progressed func()) error {
 	stream, err := e.api.ImagePull(ctx, ref, opts)
 	if err != nil {
 		return err
@@ -89,6 +114,7 @@ func (e *Engine) pullOnce(ctx context.Context, ref string, opts image.PullOption
 	defer stream.Close()
 	decoder := json.NewDecoder(stream)
 	for {
+		progressed()
 		var message struct {
 			Error       string `json:"error"`
 			ErrorDetail struct {

@@ -127,7 +127,7 @@ func TestIntegrationInfoOverTLS(t *testing.T) {
 	stranger := newTestPKI(t)
 	material.CAPEM = stranger.caPEM
 	_, err = engineAt(t, Config{Name: "tls", Endpoint: endpoint, TLS: &material}).Info(testContext(t))
-	if want := fmt.Sprintf("engine tls (%s) failed TLS verification: ", endpoint); err == nil || !strings.HasPrefix(err.Error(), want) {
+	if want := fmt.Sprintf("engine tls (%s) unreachable: failed TLS verification ", endpoint); err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("engine certificate from an unknown CA: %v, want prefix %q", err, want)
 	}
 }

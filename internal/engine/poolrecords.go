@@ -59,14 +59,17 @@ func (e *Engine) WritePoolRecord(ctx context.Context, rec PoolRecord) error {
 		generation = existing[len(existing)-1].generation + 1
 	}
 	name := fmt.Sprintf("berth-pool-%s-%d-%s", rec.Name, generation, hex.EncodeToString(unique))
-	_, err = e.api.VolumeCreate(ctx, volume.CreateOptions{
-		Name:   name,
-		Driver: "local",
-		Labels: map[string]string{
-			LabelPoolRecord:    rec.Name,
-			LabelRecord:        string(encoded),
-			LabelRecordVersion: strconv.FormatInt(generation, 10),
-		},
+	err = e.do(ctx, "write record of pool "+rec.Name, 0, func(ctx context.Context) error {
+		_, err := e.api.VolumeCreate(ctx, volume.CreateOptions{
+			Name:   name,
+			Driver: "local",
+			Labels: map[string]string{
+				LabelPoolRecord:    rec.Name,
+				LabelRecord:        string(encoded),
+				LabelRecordVersion: strconv.FormatInt(generation, 10),
+			},
+		})
+		return err
 	})
 	if err != nil {
 		return e.fail("write record of pool "+rec.Name, err)
@@ -124,7 +127,10 @@ func (e *Engine) DeletePoolRecord(ctx context.Context, pool string) error {
 }
 
 func (e *Engine) removeVolume(ctx context.Context, name string) error {
-	if err := e.api.VolumeRemove(ctx, name, false); err != nil && !cerrdefs.IsNotFound(err) {
+	err := e.do(ctx, "remove pool record volume "+name, 0, func(ctx context.Context) error {
+		return e.api.VolumeRemove(ctx, name, false)
+	})
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return e.fail("remove pool record volume "+name, err)
 	}
 	return nil
@@ -137,8 +143,11 @@ func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRe
 	if pool != "" {
 		selector = LabelPoolRecord + "=" + pool
 	}
-	e.negotiate(ctx)
-	resp, err := e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", selector))})
+	var resp volume.ListResponse
+	err := e.do(ctx, "list pool records", 0, func(ctx context.Context) (err error) {
+		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", selector))})
+		return err
+	})
 	if err != nil {
 		return nil, e.fail("list pool records", err)
 	}

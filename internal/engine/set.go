@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -76,9 +77,10 @@ func (s *Set) Close() error {
 	return errors.Join(errs...)
 }
 
-// Dials over unix and tcp time out after 10s (WithHost installs the Docker
-// client's dialer); the handshake and ssh connection get the same bound.
+// Dials over unix and tcp time out after 10s, as with the Docker client's
+// own dialer; the handshake and ssh connection get the same bound.
 const (
+	dialTimeout         = 10 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
 	sshConnectTimeout   = "10" // seconds, for ssh -o ConnectTimeout
 )
@@ -91,11 +93,15 @@ func newEngine(cfg Config) (*Engine, error) {
 	if cfg.TLS != nil && u.Scheme != "tcp" {
 		return nil, fmt.Errorf("engine %s: tls is only supported with tcp:// endpoints, not %s://", cfg.Name, u.Scheme)
 	}
-	api, err := newClient(cfg, u)
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	api, d, err := newClient(cfg, u)
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{name: cfg.Name, endpoint: cfg.Endpoint, api: api, pull: defaultPullRetry()}, nil
+	return &Engine{name: cfg.Name, endpoint: cfg.Endpoint, api: api, dialer: d, pull: defaultPullRetry(), timeout: timeout}, nil
 }
 
 func parseEndpoint(cfg Config) (*url.URL, error) {
@@ -128,7 +134,7 @@ func parseEndpoint(cfg Config) (*url.URL, error) {
 	return u, nil
 }
 
-func newClient(cfg Config, u *url.URL) (*client.Client, error) {
+func newClient(cfg Config, u *url.URL) (*client.Client, *dialer, error) {
 	// Terraform runs many operations at once against each engine: keep more
 	// idle connections than the Docker client's default of 2 per host.
 	transport := &http.Transport{
@@ -141,32 +147,44 @@ func newClient(cfg Config, u *url.URL) (*client.Client, error) {
 		client.WithHTTPClient(&http.Client{Transport: transport, CheckRedirect: client.CheckRedirect}),
 		client.WithAPIVersionNegotiation(),
 	}
+	d := &dialer{}
 	if u.Scheme == "ssh" {
 		helper, err := connhelper.GetConnectionHelperWithSSHOpts(cfg.Endpoint, sshOptions())
 		if err != nil {
-			return nil, fmt.Errorf("engine %s: endpoint %q: %w", cfg.Name, cfg.Endpoint, err)
+			return nil, nil, fmt.Errorf("engine %s: endpoint %q: %w", cfg.Name, cfg.Endpoint, err)
 		}
-		opts = append(opts, client.WithHost(helper.Host), client.WithDialContext(helper.Dialer))
+		d.dial = helper.Dialer
+		opts = append(opts, client.WithHost(helper.Host))
 	} else {
 		if cfg.TLS != nil {
 			tlsConfig, err := tlsClientConfig(cfg.Name, u.Hostname(), cfg.TLS)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			transport.TLSClientConfig = tlsConfig
 		}
+		// The Docker client's own dialer, for unix and tcp alike.
+		network, address := u.Scheme, u.Host
+		if network == "unix" {
+			address = u.Path
+		}
+		plain := &net.Dialer{Timeout: dialTimeout}
+		d.dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return plain.DialContext(ctx, network, address)
+		}
 		opts = append(opts, client.WithHost(cfg.Endpoint))
 	}
+	opts = append(opts, client.WithDialContext(d.DialContext))
 	api, err := client.NewClientWithOpts(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("engine %s: endpoint %q: %w", cfg.Name, cfg.Endpoint, err)
+		return nil, nil, fmt.Errorf("engine %s: endpoint %q: %w", cfg.Name, cfg.Endpoint, err)
 	}
 	if u.Scheme == "ssh" {
 		// Requests travel through the ssh pipe; an HTTP proxy from the
 		// environment must not be applied to them.
 		transport.Proxy = nil
 	}
-	return api, nil
+	return api, d, nil
 }
 
 // sshOptions are passed to ssh before the destination. BatchMode makes a

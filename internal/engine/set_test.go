@@ -252,7 +252,7 @@ func TestInfoOverVerifiedTLS(t *testing.T) {
 
 	// A server certificate from another CA must be refused.
 	_, err = engineWith(TLSConfig{CAPEM: stranger.caPEM, CertPEM: stranger.clientCertPEM, KeyPEM: stranger.clientKeyPEM}).Info(ctx)
-	wantPrefix := fmt.Sprintf("engine node2 (%s) failed TLS verification: ", endpoint)
+	wantPrefix := fmt.Sprintf("engine node2 (%s) unreachable: failed TLS verification ", endpoint)
 	if err == nil || !strings.HasPrefix(err.Error(), wantPrefix) {
 		t.Fatalf("untrusted server: error %v, want prefix %q", err, wantPrefix)
 	}

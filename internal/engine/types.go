@@ -7,6 +7,8 @@ type Config struct {
 	Name     string
 	Endpoint string     // unix://, tcp:// or ssh://
 	TLS      *TLSConfig // only for tcp://; verified against CAPEM
+	// Timeout bounds each request to the engine; zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
 // TLSConfig holds PEM material. It lives in the provider block, never in state.

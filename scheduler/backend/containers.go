@@ -126,7 +126,7 @@ func (b *Embedded) tryCreate(ctx context.Context, ps *poolState, spec ContainerS
 	case errors.As(err, &left):
 		return keepLeftover(ps, spec, res, left), false, err
 	case errors.As(err, &lost):
-		ps.sched.SetHealthy(res.Host, false)
+		ps.sched.SetUnhealthy(res.Host, lost.Error())
 		_ = ps.sched.Release(res.ID)
 		return ContainerState{}, true, err
 	case err != nil:
@@ -183,7 +183,7 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 		return "", err
 	}
 	if err := b.images.ensure(ctx, eng, spec.Image, spec.RegistryAuth); err != nil {
-		return "", hostLost(eng, err)
+		return "", hostOrRequest(eng, spec, err)
 	}
 	defer b.reads.changed(res.Host)
 	id, err := eng.CreateContainer(ctx, engineSpec(spec, res))
@@ -192,11 +192,11 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 			spec.Pool+"."+spec.Name, res.Host, spec.Pool, spec.Pool, spec.Name)
 	}
 	if err != nil {
-		return "", hostLost(eng, err)
+		return "", hostOrRequest(eng, spec, err)
 	}
 	fits, err := b.verify(ctx, ps, eng, id, spec)
 	if err != nil {
-		return "", b.discard(res.Host, id, hostLost(eng, err))
+		return "", b.discard(res.Host, id, hostOrRequest(eng, spec, err))
 	}
 	if !fits {
 		var left *leftoverError
@@ -537,21 +537,25 @@ func nameInUse(spec ContainerSpec, res scheduler.Reservation) error {
 		ErrDuplicateName, spec.Pool, spec.Name, res.Host, shortID(res.ContainerID), spec.Pool, spec.Name)
 }
 
-// hostLostError marks an engine failure during a create: the create may
-// place elsewhere.
+// hostLostError marks an engine that did not answer during a create: the
+// create may place elsewhere. The engine's error names host and endpoint.
 type hostLostError struct {
-	host, endpoint string
-	err            error
+	err error
 }
 
-func (e *hostLostError) Error() string {
-	return fmt.Sprintf("%s (%s): %v", e.host, e.endpoint, e.err)
-}
+func (e *hostLostError) Error() string { return e.err.Error() }
 
 func (e *hostLostError) Unwrap() error { return e.err }
 
-func hostLost(eng *engine.Engine, err error) error {
-	return &hostLostError{host: eng.Name(), endpoint: eng.Endpoint(), err: err}
+// hostOrRequest tells a host problem from the request's own. An engine
+// that did not answer is the host's problem: the create may place
+// elsewhere. An engine that answered no (an image it cannot pull, a setting
+// Docker refuses) fails this container only and says nothing of the host.
+func hostOrRequest(eng *engine.Engine, spec ContainerSpec, err error) error {
+	if engine.IsUnreachable(err) {
+		return &hostLostError{err: err}
+	}
+	return fmt.Errorf("creating %s/%s on %s: %w", spec.Pool, spec.Name, eng.Name(), err)
 }
 
 func withHostErrors(err error, hostErrs []string) error {

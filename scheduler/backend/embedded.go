@@ -129,7 +129,7 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 			defer wg.Done()
 			observed, err := b.observe(ctx, host, pool)
 			if err != nil {
-				sched.SetHealthy(host, false)
+				sched.SetUnhealthy(host, err.Error())
 				return
 			}
 			for _, c := range observed {

@@ -1,0 +1,80 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
+)
+
+// Failure tests use pools named bk-fail-* and host ports 39000-39999.
+
+// A request Docker refuses is the container's own problem: its create fails
+// once, naming what was refused, and every host stays healthy.
+func TestEmbeddedBadRequestFailsThatContainerOnly(t *testing.T) {
+	env := testenv.Require(t)
+	b := newProcess(t, env)
+	// 100 CPUs per host: far above the engines' NCPU, so that Docker, not
+	// the scheduler, is the one to refuse a big CPU request.
+	spec := testPool(t, env, b, "bk-fail-request", 400, 39000)
+	ctx := context.Background()
+
+	cases := []struct {
+		name   string
+		change func(*ContainerSpec)
+		want   string
+	}{
+		{"image that does not exist", func(s *ContainerSpec) { s.Image = "berth-test/missing:1" }, "refused the image berth-test/missing:1"},
+		{"memory under Docker's minimum", func(s *ContainerSpec) { s.Resources.MemoryBytes = 1 << 20 }, "refused the memory setting"},
+		{"cpu above the engine's", func(s *ContainerSpec) { s.Resources.MilliCPU = 64000 }, "refused the cpu setting"},
+		{"healthcheck interval under 1ms", func(s *ContainerSpec) {
+			s.Healthcheck = &engine.Healthcheck{Test: []string{"CMD", "/app", "healthcheck"}, Interval: 500 * time.Microsecond}
+		}, "refused the healthcheck setting"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := webSpec(env, spec.Name, "bad")
+			bad.Ports = nil
+			tc.change(&bad)
+			_, err := b.CreateContainer(ctx, bad)
+			if err == nil {
+				t.Fatal("the create succeeded")
+			}
+			text := err.Error()
+			t.Log(text)
+			if !strings.Contains(text, tc.want) || strings.Contains(text, "unhealthy") || strings.Count(text, "refused") != 1 {
+				t.Errorf("error %q: want it to say %q once, and no host unhealthy", text, tc.want)
+			}
+			for _, host := range keys(spec.Hosts) {
+				if h := hostOf(mustPool(t, b, spec.Name), host); !h.Healthy {
+					t.Errorf("%s was marked unhealthy by a bad request", host)
+				}
+			}
+		})
+	}
+	// Every host still takes containers, and nothing of the bad ones is left.
+	for i := range len(spec.Hosts) {
+		if _, err := b.CreateContainer(ctx, webSpec(env, spec.Name, "good-"+string(rune('a'+i)))); err != nil {
+			t.Fatalf("a good create after the bad ones: %v", err)
+		}
+	}
+	for host, containers := range observedUsage(t, b, spec.Name, keys(spec.Hosts)) {
+		for _, c := range containers {
+			if !strings.HasPrefix(c.Name, "good-") {
+				t.Errorf("%s left on %s", c.Name, host)
+			}
+		}
+	}
+}
+
+func mustPool(t *testing.T, b *Embedded, name string) *poolState {
+	t.Helper()
+	ps, err := b.pool(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
