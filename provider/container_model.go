@@ -103,9 +103,9 @@ var (
 func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) bool {
 	pairs := [][2]attr.Value{
 		{m.Pool, state.Pool}, {m.Name, state.Name}, {m.Image, state.Image}, {m.Command, state.Command},
-		{m.Env, state.Env}, {m.Ports, state.Ports},
+		{emptyAsNull(m.Env), emptyAsNull(state.Env)}, {m.Ports, state.Ports},
 		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost},
-		{m.Healthcheck, state.Healthcheck}, {m.Host, state.Host},
+		{zeroRetriesAsNull(m.Healthcheck), zeroRetriesAsNull(state.Healthcheck)}, {m.Host, state.Host},
 	}
 	pairs = append(pairs, m.runtimePairs(state)...)
 	for _, p := range pairs {
@@ -114,6 +114,32 @@ func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) b
 		}
 	}
 	return false
+}
+
+// emptyAsNull is an env with the empty map and null made one (see
+// emptyEnvIsUnset).
+func emptyAsNull(env types.Map) types.Map {
+	if isKnown(env) && len(env.Elements()) == 0 {
+		return types.MapNull(env.ElementType(context.Background()))
+	}
+	return env
+}
+
+// zeroRetriesAsNull is a healthcheck with retries 0 and null made one (see
+// zeroRetriesIsUnset).
+func zeroRetriesAsNull(hc types.Object) types.Object {
+	if !isKnown(hc) {
+		return hc
+	}
+	attrs := hc.Attributes()
+	if retries, ok := attrs["retries"].(types.Int64); !ok || !isKnown(retries) || retries.ValueInt64() != 0 {
+		return hc
+	}
+	attrs["retries"] = types.Int64Null()
+	if normalized, diags := types.ObjectValue(healthcheckTypes, attrs); !diags.HasError() {
+		return normalized
+	}
+	return hc
 }
 
 // keepEquivalentSizes plans the prior spelling of cpu or memory when the
@@ -264,7 +290,7 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		Name:         types.StringValue(c.Ref.Name),
 		Image:        types.StringValue(c.Image),
 		Command:      types.ListNull(types.StringType),
-		Env:          types.MapNull(types.StringType),
+		Env:          types.MapValueMust(types.StringType, map[string]attr.Value{}), // as {} and as no env
 		CPU:          types.Float64Null(),
 		Memory:       types.StringNull(),
 		Ports:        types.ListNull(portObjectType),
@@ -318,7 +344,8 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 }
 
 // healthcheckValue renders an observed healthcheck the way it is written
-// in configuration; unset durations and retries stay null.
+// in configuration; unset durations stay null, and retries is a number
+// (Docker records 0 for none), which zeroRetriesIsUnset matches to either.
 func healthcheckValue(ctx context.Context, hc engine.Healthcheck) (types.Object, diag.Diagnostics) {
 	duration := func(d time.Duration) types.String {
 		if d == 0 {
@@ -332,10 +359,7 @@ func healthcheckValue(ctx context.Context, hc engine.Healthcheck) (types.Object,
 		Interval:    duration(hc.Interval),
 		Timeout:     duration(hc.Timeout),
 		StartPeriod: duration(hc.StartPeriod),
-		Retries:     types.Int64Null(),
-	}
-	if hc.Retries > 0 {
-		model.Retries = types.Int64Value(int64(hc.Retries))
+		Retries:     types.Int64Value(int64(hc.Retries)),
 	}
 	value, d := types.ObjectValueFrom(ctx, healthcheckTypes, model)
 	diags.Append(d...)

@@ -62,7 +62,27 @@ func TestContainerRejectsBadInput(t *testing.T) {
 		},
 		"zero cpu": {
 			attrs: `cpu = 0`,
-			want:  `Attribute cpu value must be at least 0.001`,
+			want:  `CPU too small...Attribute cpu: 0 CPU is below 0.01`,
+		},
+		"cpu below what the kernel enforces": {
+			attrs: `cpu = 0.005`,
+			want:  `CPU too small...Attribute cpu: 0.005 CPU is below 0.01, the smallest CPU limit the kernel enforces`,
+		},
+		"huge cpu": {
+			attrs: `cpu = 1e30`,
+			want:  `CPU too large...Attribute cpu: 1e\+30 CPU is more than any host has`,
+		},
+		"memory without a unit": {
+			attrs: `memory = "512"`,
+			want:  `Invalid memory size...Attribute memory: "512" has no unit: write "512MiB" for megabytes`,
+		},
+		"memory that overflows": {
+			attrs: `memory = "9999999TiB"`,
+			want:  `Invalid memory size...Attribute memory: memory size "9999999TiB" is too large: at most 1024TiB`,
+		},
+		"max_per_host without spread_group": {
+			attrs: `max_per_host = 2`,
+			want:  `Invalid Attribute Combination...Attribute "spread_group" must be specified when "max_per_host" is\s+specified`,
 		},
 	}
 	for caseName, tc := range cases {

@@ -4,10 +4,10 @@ import (
 	"context"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
-	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
@@ -94,19 +93,21 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
 			},
 			"env": schema.MapAttribute{
-				MarkdownDescription: "Environment variables.",
-				ElementType:         types.StringType,
-				Optional:            true,
-				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+				MarkdownDescription: "Environment variables. Changing them replaces the container; `{}` and " +
+					"leaving `env` out mean the same.",
+				ElementType:   types.StringType,
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.Map{emptyEnvIsUnset{}},
 			},
 			"cpu": schema.Float64Attribute{
 				MarkdownDescription: "CPUs reserved for the container and its CPU limit; fractional, at least " +
-					"0.001. Defaults to `0.25`. Changed in place when the host still fits it, otherwise the " +
+					"0.01 (the smallest limit the kernel enforces). Defaults to `0.25`. Changed in place when the host still fits it, otherwise the " +
 					"container is replaced (the plan warns why).",
 				Optional:   true,
 				Computed:   true,
 				Default:    float64default.StaticFloat64(defaultCPU),
-				Validators: []validator.Float64{float64validator.AtLeast(0.001)},
+				Validators: []validator.Float64{cpuCheck{}},
 			},
 			"memory": schema.StringAttribute{
 				MarkdownDescription: "Memory reserved for the container and its memory limit, e.g. `\"256MiB\"` " +
@@ -141,10 +142,13 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers:       replaceIfChanged,
 			},
 			"max_per_host": schema.Int64Attribute{
-				MarkdownDescription: "Most containers of the same `spread_group` on one host.",
+				MarkdownDescription: "Most containers of the same `spread_group` on one host; needs `spread_group`.",
 				Optional:            true,
-				Validators:          []validator.Int64{int64validator.AtLeast(1)},
-				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+				Validators: []validator.Int64{
+					int64validator.AtLeast(1),
+					int64validator.AlsoRequires(path.MatchRoot("spread_group")),
+				},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 			},
 			"restart": schema.StringAttribute{
 				MarkdownDescription: "Docker restart policy: `no`, `on-failure`, `always` or `unless-stopped` (the " +
@@ -170,34 +174,45 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			"healthcheck": schema.SingleNestedAttribute{
 				MarkdownDescription: "Docker healthcheck. When set, creating and starting wait until the " +
 					"container is healthy.",
-				Optional:      true,
-				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Optional: true,
+				// Each member replaces on its own, so that retries can treat
+				// 0 and unset alike; adding or removing the whole block replaces.
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(addedOrRemoved,
+					"Adding or removing the healthcheck replaces the container.",
+					"Adding or removing the healthcheck replaces the container.")},
 				Attributes: map[string]schema.Attribute{
 					"test": schema.ListAttribute{
 						MarkdownDescription: "Test command, e.g. `[\"CMD\", \"/app\", \"-check\"]` or `[\"CMD-SHELL\", \"curl -f localhost\"]`.",
 						ElementType:         types.StringType,
 						Required:            true,
 						Validators:          []validator.List{listvalidator.SizeAtLeast(1)},
+						PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
 					},
 					"interval": schema.StringAttribute{
 						MarkdownDescription: "Time between checks, e.g. `\"10s\"`.",
 						Optional:            true,
 						Validators:          []validator.String{durationValidator()},
+						PlanModifiers:       replaceIfChanged,
 					},
 					"timeout": schema.StringAttribute{
 						MarkdownDescription: "Time a check may take, e.g. `\"3s\"`.",
 						Optional:            true,
 						Validators:          []validator.String{durationValidator()},
+						PlanModifiers:       replaceIfChanged,
 					},
 					"start_period": schema.StringAttribute{
 						MarkdownDescription: "Grace period after start during which failures do not count.",
 						Optional:            true,
 						Validators:          []validator.String{durationValidator()},
+						PlanModifiers:       replaceIfChanged,
 					},
 					"retries": schema.Int64Attribute{
-						MarkdownDescription: "Consecutive failures before the container is unhealthy.",
-						Optional:            true,
-						Validators:          []validator.Int64{int64validator.AtLeast(0)},
+						MarkdownDescription: "Consecutive failures before the container is unhealthy; `0` and " +
+							"leaving it out mean Docker's default (3).",
+						Optional:      true,
+						Computed:      true,
+						Validators:    []validator.Int64{int64validator.AtLeast(0)},
+						PlanModifiers: []planmodifier.Int64{zeroRetriesIsUnset{}},
 					},
 				},
 			},
@@ -322,4 +337,60 @@ func portsSatisfiedBy(want, have []portModel) bool {
 		}
 	}
 	return true
+}
+
+// addedOrRemoved replaces the container when its healthcheck appears or goes.
+func addedOrRemoved(_ context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
+	resp.RequiresReplace = req.PlanValue.IsNull() != req.StateValue.IsNull()
+}
+
+// emptyEnvIsUnset treats `env = {}` and no env alike: an import cannot
+// tell them apart, so neither spelling may plan a change against the other.
+// Any other change replaces the container.
+type emptyEnvIsUnset struct{}
+
+func (emptyEnvIsUnset) Description(context.Context) string {
+	return "An empty env and no env are the same; other changes replace the container."
+}
+
+func (m emptyEnvIsUnset) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (emptyEnvIsUnset) PlanModifyMap(_ context.Context, req planmodifier.MapRequest, resp *planmodifier.MapResponse) {
+	empty := func(v types.Map) bool { return v.IsNull() || (!v.IsUnknown() && len(v.Elements()) == 0) }
+	if req.ConfigValue.IsNull() {
+		resp.PlanValue = types.MapNull(types.StringType)
+		if empty(req.StateValue) {
+			resp.PlanValue = req.StateValue
+		}
+	}
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() || (empty(resp.PlanValue) && empty(req.StateValue)) {
+		return
+	}
+	resp.RequiresReplace = !resp.PlanValue.Equal(req.StateValue)
+}
+
+// zeroRetriesIsUnset treats `retries = 0` and no retries alike: Docker
+// records both as 0. Any other change replaces the container.
+type zeroRetriesIsUnset struct{}
+
+func (zeroRetriesIsUnset) Description(context.Context) string {
+	return "Retries 0 and no retries are the same; other changes replace the container."
+}
+
+func (m zeroRetriesIsUnset) MarkdownDescription(ctx context.Context) string {
+	return m.Description(ctx)
+}
+
+func (zeroRetriesIsUnset) PlanModifyInt64(_ context.Context, req planmodifier.Int64Request, resp *planmodifier.Int64Response) {
+	zero := func(v types.Int64) bool { return v.IsNull() || (!v.IsUnknown() && v.ValueInt64() == 0) }
+	if req.ConfigValue.IsNull() {
+		resp.PlanValue = types.Int64Null()
+		if zero(req.StateValue) {
+			resp.PlanValue = req.StateValue
+		}
+	}
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() || (zero(resp.PlanValue) && zero(req.StateValue)) {
+		return
+	}
+	resp.RequiresReplace = !resp.PlanValue.Equal(req.StateValue)
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,10 +12,29 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
+// maxMemory bounds every memory size: far beyond any machine, and far from
+// int64 overflow (go-units would silently wrap "9999999TiB" to a negative).
+const maxMemory = int64(1) << 50 // 1 PiB
+
+// memoryNumber splits a size into its number and unit, the way go-units reads it.
+var memoryNumber = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)([iI]?[bB]?)$`)
+
 // parseMemory turns "256MiB" (any spelling go-units accepts, binary units)
-// into bytes.
+// into bytes. A bare number is refused: the Docker provider reads
+// `memory = 512` as megabytes, go-units as bytes, so it is ambiguous.
 func parseMemory(s string) (int64, error) {
-	b, err := units.RAMInBytes(strings.TrimSpace(s))
+	trimmed := strings.TrimSpace(s)
+	parts := memoryNumber.FindStringSubmatch(trimmed)
+	if parts == nil {
+		return 0, fmt.Errorf("%q is not a memory size", s)
+	}
+	if parts[2] == "" && parts[3] == "" {
+		return 0, fmt.Errorf("%q has no unit: write %q for megabytes (or %q for bytes)", s, parts[1]+"MiB", parts[1]+"B")
+	}
+	if number, err := strconv.ParseFloat(parts[1], 64); err != nil || number*float64(unitSizes[strings.ToLower(parts[2])]) > float64(maxMemory) {
+		return 0, fmt.Errorf("memory size %q is too large: at most %s", s, formatMemory(maxMemory))
+	}
+	b, err := units.RAMInBytes(trimmed)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a memory size", s)
 	}
@@ -24,8 +44,11 @@ func parseMemory(s string) (int64, error) {
 	return b, nil
 }
 
+// unitSizes are go-units' binary unit letters ("" for bytes).
+var unitSizes = map[string]int64{"": 1, "k": units.KiB, "m": units.MiB, "g": units.GiB, "t": units.TiB, "p": units.PiB}
+
 // formatMemory renders bytes exactly: in the largest binary unit that divides
-// them, else as a plain byte count, so that parseMemory(formatMemory(b)) == b.
+// them, else in bytes ("1536B"), so that parseMemory(formatMemory(b)) == b.
 func formatMemory(b int64) string {
 	for _, u := range []struct {
 		size int64
@@ -35,7 +58,7 @@ func formatMemory(b int64) string {
 			return fmt.Sprintf("%d%s", b/u.size, u.name)
 		}
 	}
-	return strconv.FormatInt(b, 10)
+	return strconv.FormatInt(b, 10) + "B"
 }
 
 // memoryValue keeps the user's spelling when it means the same bytes as

@@ -8,14 +8,14 @@ import (
 
 func TestParseMemory(t *testing.T) {
 	good := map[string]int64{
-		"128MiB": 128 << 20, "256m": 256 << 20, "1.5GiB": 3 << 29, "64GiB": 64 << 30, "4096": 4096, " 2g ": 2 << 30,
+		"128MiB": 128 << 20, "256m": 256 << 20, "1.5GiB": 3 << 29, "64GiB": 64 << 30, "4096B": 4096, "4096b": 4096, " 2g ": 2 << 30, "1PiB": 1 << 50,
 	}
 	for in, want := range good {
 		if got, err := parseMemory(in); err != nil || got != want {
 			t.Errorf("parseMemory(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"lots", "", "0", "0MiB", "-1GiB", "12 parsecs", "1.5XB"} {
+	for _, in := range []string{"lots", "", "0", "0MiB", "-1GiB", "12 parsecs", "1.5XB", "512", "1.5", "9999999TiB", "1025TiB", "99999999999999999999999p"} {
 		if got, err := parseMemory(in); err == nil {
 			t.Errorf("parseMemory(%q) = %d, want an error", in, got)
 		}
@@ -24,7 +24,7 @@ func TestParseMemory(t *testing.T) {
 
 func TestFormatMemoryRoundTrips(t *testing.T) {
 	cases := map[int64]string{
-		128 << 20: "128MiB", 1 << 30: "1GiB", 3 << 29: "1536MiB", 2 << 40: "2TiB", 1536: "1536", 100000000: "100000000", 4 << 10: "4KiB",
+		128 << 20: "128MiB", 1 << 30: "1GiB", 3 << 29: "1536MiB", 2 << 40: "2TiB", 1536: "1536B", 100000000: "100000000B", 4 << 10: "4KiB",
 	}
 	for in, want := range cases {
 		got := formatMemory(in)

@@ -3,9 +3,10 @@ package provider
 import (
 	"context"
 	"fmt"
+	"maps"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -117,8 +118,9 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 			"hosts": schema.MapNestedAttribute{
 				MarkdownDescription: "Member engines, keyed by an engine name of the provider block's `engines`. " +
 					"Hosts can be added, relabelled and resized in place; removing one that still runs containers " +
-					"of the pool is refused.",
-				Required: true,
+					"of the pool is refused. At least one host.",
+				Required:   true,
+				Validators: []validator.Map{mapvalidator.SizeAtLeast(1)},
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
 						"labels": schema.MapAttribute{
@@ -127,10 +129,10 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 							Optional:            true,
 						},
 						"cpu": schema.Float64Attribute{
-							MarkdownDescription: "Schedulable CPUs (may be fractional, at least 0.001). " +
+							MarkdownDescription: "Schedulable CPUs (may be fractional, at least 0.01). " +
 								"Defaults to the engine's CPU count.",
 							Optional:   true,
-							Validators: []validator.Float64{float64validator.AtLeast(0.001)},
+							Validators: []validator.Float64{cpuCheck{}},
 						},
 						"memory": schema.StringAttribute{
 							MarkdownDescription: "Schedulable memory, e.g. `\"64GiB\"` (binary units). " +
@@ -390,10 +392,13 @@ func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStat
 			MaxContainers: types.Int64Null(),
 			PortRange:     portRangeValue(old.PortRange, spec.PortMin, spec.PortMax),
 		}
-		if len(spec.Labels) > 0 || (hadPrior && !old.Labels.IsNull()) {
-			labels, d := types.MapValueFrom(ctx, types.StringType, spec.Labels)
+		if spec.Labels != nil || (hadPrior && !old.Labels.IsNull()) {
+			// `labels = {}` stays {}: null would plan a change against it forever.
+			labels := map[string]string{}
+			maps.Copy(labels, spec.Labels)
+			value, d := types.MapValueFrom(ctx, types.StringType, labels)
 			diags.Append(d...)
-			h.Labels = labels
+			h.Labels = value
 		}
 		if spec.MilliCPU > 0 {
 			h.CPU = cpuValue(old.CPU, spec.MilliCPU)

@@ -30,6 +30,26 @@ func TestPoolRejectsBadInput(t *testing.T) {
   hosts = { node1 = { memory = "lots" } }`,
 			want: `Invalid memory size...hosts\["node1"\].memory..."lots" is not a memory size...64GiB`,
 		},
+		"no hosts": {
+			pool: `name = "dc1"
+  hosts = {}`,
+			want: `Attribute hosts map must contain at least 1 elements`,
+		},
+		"memory without a unit": {
+			pool: `name = "dc1"
+  hosts = { node1 = { memory = "4096" } }`,
+			want: `Invalid memory size...hosts\["node1"\].memory..."4096" has no unit: write "4096MiB"`,
+		},
+		"memory that overflows": {
+			pool: `name = "dc1"
+  hosts = { node1 = { memory = "9999999TiB" } }`,
+			want: `hosts\["node1"\].memory...too large: at most 1024TiB`,
+		},
+		"huge cpu": {
+			pool: `name = "dc1"
+  hosts = { node1 = { cpu = 1e12 } }`,
+			want: `CPU too large...hosts\["node1"\].cpu`,
+		},
 		"bad name": {
 			pool: `name = "DC_1"
   hosts = { node1 = {} }`,

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -158,6 +159,37 @@ func constraintValidator() validator.String {
 			_, err := scheduler.ParseConstraint(s)
 			return err
 		},
+	}
+}
+
+// CPU bounds: below 0.01 the kernel's CFS quota (1 ms per 100 ms period)
+// cannot enforce the limit; above maxCPU no machine has it, and millicores
+// would overflow long before a float stops looking like a number.
+const (
+	minCPU = 0.01
+	maxCPU = 100000
+)
+
+// cpuCheck refuses CPU amounts the kernel cannot enforce or no host has.
+type cpuCheck struct{}
+
+func (cpuCheck) Description(context.Context) string {
+	return fmt.Sprintf("a CPU amount from %g to %d", minCPU, maxCPU)
+}
+
+func (c cpuCheck) MarkdownDescription(ctx context.Context) string { return c.Description(ctx) }
+
+func (cpuCheck) ValidateFloat64(_ context.Context, req validator.Float64Request, resp *validator.Float64Response) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	switch cpu := req.ConfigValue.ValueFloat64(); {
+	case math.IsNaN(cpu) || cpu < minCPU:
+		resp.Diagnostics.AddAttributeError(req.Path, "CPU too small",
+			fmt.Sprintf("Attribute %s: %g CPU is below %g, the smallest CPU limit the kernel enforces. Use at least %g, e.g. 0.1.", req.Path, cpu, minCPU, minCPU))
+	case cpu > maxCPU:
+		resp.Diagnostics.AddAttributeError(req.Path, "CPU too large",
+			fmt.Sprintf("Attribute %s: %g CPU is more than any host has (at most %d). Write CPUs as a count, e.g. 2 or 0.5.", req.Path, cpu, maxCPU))
 	}
 }
 

@@ -66,7 +66,7 @@ func TestStringChecks(t *testing.T) {
 		good  []string
 		bad   []string
 	}{
-		{memoryValidator(), []string{"256MiB", "1g"}, []string{"lots", "0"}},
+		{memoryValidator(), []string{"256MiB", "1g", "512B"}, []string{"lots", "0", "512", "9999999TiB"}},
 		{durationValidator(), []string{"10s", "1m30s", "0s"}, []string{"10", "-1s"}},
 		{portRangeValidator(), []string{"30000-32767", "80-80"}, []string{"80", "9-1"}},
 		{constraintValidator(), []string{"zone != c", "~disk == ssd", "gpu", "zone in [a, b]"}, []string{"zone <> a", "== a"}},
@@ -85,5 +85,21 @@ func TestStringChecks(t *testing.T) {
 		if resp.Diagnostics.HasError() {
 			t.Errorf("unknown values must pass: %v", resp.Diagnostics)
 		}
+	}
+}
+
+func TestCPUCheck(t *testing.T) {
+	cases := map[float64]bool{0.01: false, 0.25: false, 64: false, maxCPU: false, 0: true, 0.009: true, -1: true, maxCPU + 1: true, 1e30: true}
+	for cpu, wantErr := range cases {
+		resp := &validator.Float64Response{}
+		cpuCheck{}.ValidateFloat64(context.Background(), validator.Float64Request{Path: path.Root("cpu"), ConfigValue: types.Float64Value(cpu)}, resp)
+		if resp.Diagnostics.HasError() != wantErr {
+			t.Errorf("cpu %g: diagnostics %v, want error %v", cpu, resp.Diagnostics, wantErr)
+		}
+	}
+	resp := &validator.Float64Response{}
+	cpuCheck{}.ValidateFloat64(context.Background(), validator.Float64Request{ConfigValue: types.Float64Unknown()}, resp)
+	if resp.Diagnostics.HasError() {
+		t.Errorf("unknown values must pass: %v", resp.Diagnostics)
 	}
 }

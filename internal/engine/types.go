@@ -162,7 +162,7 @@ type PoolRecord struct {
 
 // PoolRecordHost is one member as recorded.
 type PoolRecordHost struct {
-	Labels        map[string]string `json:"labels,omitempty"`
+	Labels        map[string]string `json:"labels"` // null when unset, {} when set empty: imports tell them apart
 	MilliCPU      int64             `json:"milli_cpu"`
 	MemoryBytes   int64             `json:"memory_bytes"`
 	MaxContainers int               `json:"max_containers,omitempty"`
