@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -86,8 +85,6 @@ func (r *PoolResource) Metadata(_ context.Context, req resource.MetadataRequest,
 }
 
 func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	keepDiscovered := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
-	keepVersion := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A pool of Docker engines that containers are placed on. The pool writes a small " +
 			"record of itself onto each member engine, so any provider process (and any workspace with the " +
@@ -154,24 +151,23 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 							Validators: []validator.String{portRangeValidator()},
 						},
 						"discovered_cpus": schema.Int64Attribute{
-							MarkdownDescription: "CPUs the engine reports (`NCPU`).",
+							// No UseStateForUnknown on what engines report: an update
+							// discovers again (after a Docker upgrade, say), so these are
+							// unknown in its plan; an unchanged pool keeps them (ModifyPlan).
+							MarkdownDescription: "CPUs the engine reports (`NCPU`), as of the last apply.",
 							Computed:            true,
-							PlanModifiers:       keepDiscovered,
 						},
 						"discovered_memory": schema.Int64Attribute{
-							MarkdownDescription: "Memory the engine reports (`MemTotal`), in bytes.",
+							MarkdownDescription: "Memory the engine reports (`MemTotal`), in bytes, as of the last apply.",
 							Computed:            true,
-							PlanModifiers:       keepDiscovered,
 						},
 						"engine_version": schema.StringAttribute{
-							MarkdownDescription: "The engine's Docker version.",
+							MarkdownDescription: "The engine's Docker version, as of the last apply.",
 							Computed:            true,
-							PlanModifiers:       keepVersion,
 						},
 						"api_version": schema.StringAttribute{
-							MarkdownDescription: "The engine's Docker API version.",
+							MarkdownDescription: "The engine's Docker API version, as of the last apply.",
 							Computed:            true,
-							PlanModifiers:       keepVersion,
 						},
 					},
 				},
@@ -266,6 +262,7 @@ func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 		var state PoolResourceModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		resp.Diagnostics.Append(plan.keepEquivalentSizes(ctx, state)...)
+		resp.Diagnostics.Append(plan.keepDiscoveredWhenUnchanged(ctx, state)...)
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -462,6 +459,38 @@ func (m *PoolResourceModel) keepEquivalentSizes(ctx context.Context, state PoolR
 	hosts, d := types.MapValueFrom(ctx, types.ObjectType{AttrTypes: poolHostAttrTypes}, planned)
 	diags.Append(d...)
 	m.Hosts = hosts
+	return diags
+}
+
+// keepDiscoveredWhenUnchanged plans the discovered values of state when
+// nothing else changes: the framework marks them unknown as soon as the
+// configuration differs from state, even when keepEquivalentSizes then
+// finds it means the same. A real update leaves them unknown, since apply
+// discovers again and engines change (a Docker upgrade, added memory).
+func (m *PoolResourceModel) keepDiscoveredWhenUnchanged(ctx context.Context, state PoolResourceModel) diag.Diagnostics {
+	if m.Hosts.IsUnknown() {
+		return nil
+	}
+	planned, diags := m.hosts(ctx)
+	prior, d := state.hosts(ctx)
+	diags.Append(d...)
+	if diags.HasError() || len(planned) != len(prior) {
+		return diags
+	}
+	for name, h := range planned {
+		old, ok := prior[name]
+		if !ok {
+			return diags
+		}
+		h.DiscoveredCPUs, h.DiscoveredMemory = old.DiscoveredCPUs, old.DiscoveredMemory
+		h.EngineVersion, h.APIVersion = old.EngineVersion, old.APIVersion
+		planned[name] = h
+	}
+	hosts, d := types.MapValueFrom(ctx, types.ObjectType{AttrTypes: poolHostAttrTypes}, planned)
+	diags.Append(d...)
+	if !diags.HasError() && hosts.Equal(state.Hosts) && m.Name.Equal(state.Name) && m.Strategy.Equal(state.Strategy) {
+		m.Hosts = hosts
+	}
 	return diags
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 )
 
 func TestPoolRejectsBadInput(t *testing.T) {
@@ -199,5 +201,54 @@ resource "berth_pool" "dc1" {
 			PlanOnly:    true,
 			ExpectError: diagnostic(`Pool "dc1" cannot be set up...lost...` + regexp.QuoteMeta(socket)),
 		}},
+	})
+}
+
+// What engines report changes under a pool (a Docker upgrade, more memory):
+// an update after that applies cleanly, since apply discovers again, and an
+// unchanged pool plans nothing.
+func TestPoolUpdateAfterEnginesChanged(t *testing.T) {
+	engines := newFakeEngines()
+	pool := func(zone string) string {
+		return providerBlock + `
+resource "berth_pool" "dc1" {
+  name  = "dc1"
+  hosts = { node1 = { labels = { zone = "` + zone + `" } }, node2 = {} }
+}
+`
+	}
+	discovered := func(host, attr string, want knownvalue.Check) statecheck.StateCheck {
+		return statecheck.ExpectKnownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey(host).AtMapKey(attr), want)
+	}
+	upgraded := engines.mutate(func(f *fakeEngines) {
+		f.info = engine.Info{NCPU: 8, MemTotal: 16 << 30, ServerVersion: "29.0.1", APIVersion: "1.52"}
+	})
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: engines.factories(),
+		Steps: []resource.TestStep{
+			{Config: pool("a")},
+			{
+				// Engines upgraded, pool unchanged: no plan.
+				PreConfig: upgraded,
+				Config:    pool("a"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+			{
+				// An in-place update discovers again.
+				Config: pool("b"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("berth_pool.dc1", plancheck.ResourceActionUpdate),
+					plancheck.ExpectUnknownValue("berth_pool.dc1", tfjsonpath.New("hosts").AtMapKey("node2").AtMapKey("engine_version")),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					discovered("node1", "engine_version", knownvalue.StringExact("29.0.1")),
+					discovered("node2", "api_version", knownvalue.StringExact("1.52")),
+					discovered("node2", "discovered_cpus", knownvalue.Int64Exact(8)),
+					discovered("node1", "discovered_memory", knownvalue.Int64Exact(16<<30)),
+				},
+			},
+		},
 	})
 }
