@@ -240,8 +240,8 @@ func (r *PoolResource) ImportState(ctx context.Context, req resource.ImportState
 }
 
 // ModifyPlan makes the id known at plan, checks that every host is an
-// engine of the provider block, keeps equivalent spellings of cpu and
-// memory, and lets the backend check the engines and remember the pool so
+// engine of the provider block, keeps equivalent spellings of memory and
+// port ranges (and discovered values when nothing changes), and lets the backend check the engines and remember the pool so
 // that containers planned in the same run can be checked against it.
 func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() { // destroy
@@ -261,8 +261,7 @@ func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 	if !req.State.Raw.IsNull() {
 		var state PoolResourceModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-		resp.Diagnostics.Append(plan.keepEquivalentSizes(ctx, state)...)
-		resp.Diagnostics.Append(plan.keepDiscoveredWhenUnchanged(ctx, state)...)
+		resp.Diagnostics.Append(plan.keepPriorWhereSame(ctx, state)...)
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -428,68 +427,52 @@ func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStat
 	return diags
 }
 
-// keepEquivalentSizes plans the prior spelling of a host's memory or port
-// range when the configuration means the same thing, so "0.25GiB" after
-// "256MiB" is no change. Terraform accepts a planned value equal to the
-// prior one in place of the configured one.
-func (m *PoolResourceModel) keepEquivalentSizes(ctx context.Context, state PoolResourceModel) diag.Diagnostics {
+// keepPriorWhereSame plans prior values where the plan means the same.
+// A host's memory or port range spelled differently ("0.25GiB" after
+// "256MiB") plans the prior spelling: Terraform accepts a planned value
+// equal to the prior one in place of the configured one. And when nothing
+// else changes, the discovered values of state are kept: the framework
+// marks them unknown as soon as the configuration differs from state. A
+// real update leaves them unknown, since apply discovers again and engines
+// change (a Docker upgrade, added memory).
+func (m *PoolResourceModel) keepPriorWhereSame(ctx context.Context, state PoolResourceModel) diag.Diagnostics {
 	if m.Hosts.IsUnknown() {
 		return nil
 	}
 	planned, diags := m.hosts(ctx)
 	prior, d := state.hosts(ctx)
 	diags.Append(d...)
-	changed := false
+	if diags.HasError() {
+		return diags
+	}
+	settled := make(map[string]poolHostModel, len(planned))
 	for name, h := range planned {
 		old, ok := prior[name]
 		if !ok {
 			continue
 		}
 		if !h.Memory.Equal(old.Memory) && sameMemory(h.Memory, old.Memory) {
-			h.Memory, changed = old.Memory, true
+			h.Memory = old.Memory
 		}
 		if !h.PortRange.Equal(old.PortRange) && samePortRange(h.PortRange, old.PortRange) {
-			h.PortRange, changed = old.PortRange, true
+			h.PortRange = old.PortRange
 		}
 		planned[name] = h
-	}
-	if !changed || diags.HasError() {
-		return diags
-	}
-	hosts, d := types.MapValueFrom(ctx, types.ObjectType{AttrTypes: poolHostAttrTypes}, planned)
-	diags.Append(d...)
-	m.Hosts = hosts
-	return diags
-}
-
-// keepDiscoveredWhenUnchanged plans the discovered values of state when
-// nothing else changes: the framework marks them unknown as soon as the
-// configuration differs from state, even when keepEquivalentSizes then
-// finds it means the same. A real update leaves them unknown, since apply
-// discovers again and engines change (a Docker upgrade, added memory).
-func (m *PoolResourceModel) keepDiscoveredWhenUnchanged(ctx context.Context, state PoolResourceModel) diag.Diagnostics {
-	if m.Hosts.IsUnknown() {
-		return nil
-	}
-	planned, diags := m.hosts(ctx)
-	prior, d := state.hosts(ctx)
-	diags.Append(d...)
-	if diags.HasError() || len(planned) != len(prior) {
-		return diags
-	}
-	for name, h := range planned {
-		old, ok := prior[name]
-		if !ok {
-			return diags
-		}
 		h.DiscoveredCPUs, h.DiscoveredMemory = old.DiscoveredCPUs, old.DiscoveredMemory
 		h.EngineVersion, h.APIVersion = old.EngineVersion, old.APIVersion
-		planned[name] = h
+		settled[name] = h
 	}
-	hosts, d := types.MapValueFrom(ctx, types.ObjectType{AttrTypes: poolHostAttrTypes}, planned)
+	hostType := types.ObjectType{AttrTypes: poolHostAttrTypes}
+	hosts, d := types.MapValueFrom(ctx, hostType, planned)
 	diags.Append(d...)
-	if !diags.HasError() && hosts.Equal(state.Hosts) && m.Name.Equal(state.Name) && m.Strategy.Equal(state.Strategy) {
-		m.Hosts = hosts
+	unchanged, d := types.MapValueFrom(ctx, hostType, settled)
+	diags.Append(d...)
+	if diags.HasError() {
+		return diags
+	}
+	m.Hosts = hosts
+	if unchanged.Equal(state.Hosts) && m.Name.Equal(state.Name) && m.Strategy.Equal(state.Strategy) {
+		m.Hosts = unchanged
 	}
 	return diags
 }
