@@ -431,7 +431,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 		return nil, err
 	}
 	if status == nil {
-		return nil, poolNotFound("pool %q not found on any engine of the provider block", pool)
+		return nil, withKind(ErrPoolNotFound, "pool %q not found on any engine of the provider block", pool)
 	}
 	for _, host := range keys(status.Spec.Hosts) {
 		eng, listed, err := b.list(ctx, host, pool)

@@ -104,7 +104,7 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 			return nil, err
 		}
 		if found == nil {
-			return nil, poolNotFound("pool %q not found on any engine of the provider block (%s): create it with a berth_pool resource, and reference it as berth_pool.NAME.id so it is created first",
+			return nil, withKind(ErrPoolNotFound, "pool %q not found on any engine of the provider block (%s): create it with a berth_pool resource, and reference it as berth_pool.NAME.id so it is created first",
 				name, strings.Join(b.engines.Names(), ", "))
 		}
 		status = *found

@@ -13,30 +13,47 @@ import (
 // spec fingerprint) until the apply's create binds it; binding moves it to
 // the container's key, so the container's later operations find it.
 
-// ErrPoolNotFound marks errors about a pool no engine has a record of.
-var ErrPoolNotFound = errors.New("pool not found")
+// Kinds of errors callers can test for with errors.Is.
+var (
+	ErrPoolNotFound = errors.New("pool not found")
+	ErrPoolInUse    = errors.New("pool still has containers")
+)
 
-// poolNotFound is an error that says which pool is missing and how to fix
-// it, and is ErrPoolNotFound.
-func poolNotFound(format string, args ...any) error {
-	return &poolNotFoundError{msg: fmt.Sprintf(format, args...)}
+// kindError is an error whose message says what happened and how to fix
+// it, and which is (errors.Is) one of the kinds above.
+type kindError struct {
+	kind error
+	msg  string
 }
 
-type poolNotFoundError struct{ msg string }
+func withKind(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
 
-func (e *poolNotFoundError) Error() string        { return e.msg }
-func (e *poolNotFoundError) Is(target error) bool { return target == ErrPoolNotFound }
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
 // ErrLeaseGone is returned (wrapped) by CreateOnLease when the reservation
 // is no longer held.
 var ErrLeaseGone = errors.New("lease no longer held")
 
+// LoadPool loads a pool's ledger from its engines, if not loaded yet.
+func (b *Embedded) LoadPool(ctx context.Context, name string) error {
+	_, err := b.pool(ctx, name)
+	return err
+}
+
 // ReserveLease reserves spec's capacity under key. The same key returns
-// the same reservation while it is held.
-func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key string) (scheduler.Reservation, error) {
+// the same reservation while it is held. A container of the same name
+// fails it, unless it is the one the create replaces.
+func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key string, replaces *ContainerRef) (scheduler.Reservation, error) {
 	ps, err := b.pool(ctx, spec.Pool)
 	if err != nil {
 		return scheduler.Reservation{}, err
+	}
+	if holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name)); ok && holder.State == scheduler.Bound &&
+		(replaces == nil || replaces.ContainerID != holder.ContainerID) {
+		return scheduler.Reservation{}, nameInUse(spec, holder)
 	}
 	req := schedulerRequest(spec)
 	req.Key = key

@@ -172,7 +172,7 @@ func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error
 		return PoolUsage{}, err
 	}
 	if status == nil {
-		return PoolUsage{}, poolNotFound("pool %q not found on any engine of the provider block (%s)", name, strings.Join(b.engines.Names(), ", "))
+		return PoolUsage{}, withKind(ErrPoolNotFound, "pool %q not found on any engine of the provider block (%s)", name, strings.Join(b.engines.Names(), ", "))
 	}
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(*status))
@@ -236,7 +236,7 @@ func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []strin
 	}
 	if len(inUse) > 0 {
 		sort.Strings(inUse)
-		return fmt.Errorf("cannot %s pool %q: it still has %d container(s): %s; destroy or move them first",
+		return withKind(ErrPoolInUse, "cannot %s pool %q: it still has %d container(s): %s; destroy or move them first",
 			action, pool, len(inUse), strings.Join(inUse, ", "))
 	}
 	return nil
