@@ -54,6 +54,14 @@ const (
 	RouteContainerFind    = "GET /v1/containers/find"
 )
 
+// Routes lists every route above.
+var Routes = []string{
+	RouteHealthz, RoutePoolList, RoutePoolApply, RoutePoolPlan, RoutePoolGet, RoutePoolDelete, RoutePoolUsage, RouteUsage,
+	RouteLeaseTake, RouteLeaseList, RouteLeaseGet, RouteLeaseRelease,
+	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize,
+	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
+}
+
 // Paths for the client.
 const (
 	PathHealthz         = "/healthz"

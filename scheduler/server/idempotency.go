@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/store"
+)
+
+// bucketIdempotency holds one record per (token, key): the digest of the
+// first request and, once it finished, its answer.
+const bucketIdempotency = "idempotency"
+
+// idemRecord is what the store keeps for a key.
+type idemRecord struct {
+	Digest  [sha256.Size]byte
+	Done    bool // false: started before a crash or shutdown; a repeat runs it again
+	Status  int
+	Body    []byte
+	Created time.Time
+}
+
+// operation is a mutating request running now, detached from its client.
+type operation struct {
+	digest [sha256.Size]byte
+	done   chan struct{}
+	answer reply
+}
+
+// idempotency runs each (token, key) once and answers repeats from the
+// record of the first run.
+type idempotency struct {
+	store        store.Store
+	clock        func() time.Time
+	waitInFlight time.Duration
+	opTimeout    time.Duration
+
+	mu      sync.Mutex // guards running; never held across I/O
+	running map[string]*operation
+	ops     sync.WaitGroup // detached operations, for shutdown
+}
+
+// idemCall is one mutating request as the idempotency layer sees it.
+type idemCall struct {
+	scope  string // token name + key
+	digest [sha256.Size]byte
+	// recordStart makes the start durable before the operation runs, for
+	// operations on engines: after a crash the repeat knows it started.
+	recordStart bool
+	run         func(ctx context.Context) reply
+}
+
+// do answers a mutating request: the first answer to the key, marked as a
+// replay; 422 for the same key with another request; or the operation,
+// run once, detached from the client's connection. A repeat while it runs
+// waits up to waitInFlight, then gets 409 in_flight.
+func (m *idempotency) do(ctx context.Context, call idemCall) (reply, bool) {
+	m.mu.Lock()
+	if op, ok := m.running[call.scope]; ok {
+		m.mu.Unlock()
+		if op.digest != call.digest {
+			return reused(), false
+		}
+		return m.await(ctx, op)
+	}
+	op := &operation{digest: call.digest, done: make(chan struct{})}
+	m.running[call.scope] = op
+	m.ops.Add(1)
+	m.mu.Unlock()
+
+	finish := func(answer reply) {
+		op.answer = answer
+		m.mu.Lock()
+		delete(m.running, call.scope)
+		m.mu.Unlock()
+		close(op.done)
+		m.ops.Done()
+	}
+	rec, found, err := m.load(ctx, call.scope)
+	switch {
+	case err != nil:
+		finish(replyErr(err))
+		return op.answer, false
+	case found && rec.Digest != call.digest:
+		finish(reused())
+		return op.answer, false
+	case found && rec.Done:
+		finish(reply{status: rec.Status, body: rec.Body})
+		return op.answer, true
+	}
+	// New, or started before a crash: run it (operations are safe to run
+	// again: a create finds the container its first run made).
+	created := m.clock()
+	if found {
+		created = rec.Created
+	}
+	if call.recordStart && !found {
+		if err := m.save(ctx, call.scope, idemRecord{Digest: call.digest, Created: created}); err != nil {
+			finish(replyErr(err))
+			return op.answer, false
+		}
+	}
+	go func() {
+		runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opTimeout)
+		defer cancel()
+		answer := call.run(runCtx)
+		if answer.retryAfter {
+			// Not an answer to keep (shutting down): the repeat runs it.
+			finish(answer)
+			return
+		}
+		if err := m.save(runCtx, call.scope, idemRecord{Digest: call.digest, Done: true, Status: answer.status, Body: answer.body, Created: created}); err != nil {
+			answer = replyErr(fmt.Errorf("the operation ran but its answer could not be recorded (repeat the request with the same key): %w", err))
+		}
+		finish(answer)
+	}()
+	return m.await(ctx, op)
+}
+
+// await waits for a running operation, within the client's patience.
+func (m *idempotency) await(ctx context.Context, op *operation) (reply, bool) {
+	timer := time.NewTimer(m.waitInFlight)
+	defer timer.Stop()
+	select {
+	case <-op.done:
+		return op.answer, false
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return replyErr(apiError(api.CodeInFlight, "a request with this Idempotency-Key is still running; repeat it later with the same key")), false
+}
+
+func reused() reply {
+	return replyErr(apiError(api.CodeIdempotencyKeyReused, "this Idempotency-Key was used for a different request; use a new key for a new request"))
+}
+
+func (m *idempotency) load(ctx context.Context, scope string) (idemRecord, bool, error) {
+	item, err := m.store.Get(ctx, bucketIdempotency, scope)
+	if errors.Is(err, store.ErrNotFound) {
+		return idemRecord{}, false, nil
+	}
+	if err != nil {
+		return idemRecord{}, false, err
+	}
+	var rec idemRecord
+	if err := json.Unmarshal(item.Value, &rec); err != nil {
+		return idemRecord{}, false, fmt.Errorf("idempotency record %q: %w", scope, err)
+	}
+	return rec, true, nil
+}
+
+func (m *idempotency) save(ctx context.Context, scope string, rec idemRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = m.store.Commit(ctx, store.Op{Bucket: bucketIdempotency, Key: scope, Value: data})
+	return err
+}
+
+// expire forgets records older than retention.
+func (m *idempotency) expire(ctx context.Context, retention time.Duration) error {
+	items, err := m.store.List(ctx, bucketIdempotency, "")
+	if err != nil {
+		return err
+	}
+	cutoff := m.clock().Add(-retention)
+	var ops []store.Op
+	for _, item := range items {
+		var rec idemRecord
+		if json.Unmarshal(item.Value, &rec) == nil && rec.Done && rec.Created.Before(cutoff) {
+			ops = append(ops, store.Op{Bucket: bucketIdempotency, Key: item.Key, Expect: item.Revision})
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	_, err = m.store.Commit(ctx, ops...)
+	return err
+}
+
+// wait blocks until every detached operation has finished, or ctx ends.
+func (m *idempotency) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { m.ops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// digestOf identifies a request: method, path and body.
+func digestOf(r *http.Request, body []byte) [sha256.Size]byte {
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.RequestURI())
+	_, _ = h.Write(body)
+	var sum [sha256.Size]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}

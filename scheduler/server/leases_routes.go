@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+)
+
+func (s *Server) takeLease(ctx context.Context, p params) (any, error) {
+	req, err := decode[api.LeaseRequest](p.body)
+	if err != nil {
+		return nil, err
+	}
+	if err := allow(ctx, RoleDeploy, req.Spec.Pool); err != nil {
+		return nil, err
+	}
+	return s.leases.take(ctx, identityOf(ctx).Name, req)
+}
+
+func (s *Server) listLeases(ctx context.Context, p params) (any, error) {
+	pool := p.query.Get("pool")
+	id := identityOf(ctx)
+	return api.LeaseList{Leases: s.leases.list(func(l api.Lease) bool {
+		return (pool == "" || l.Pool == pool) && id.mayUse(RoleRead, l.Pool)
+	})}, nil
+}
+
+func (s *Server) getLease(ctx context.Context, p params) (any, error) {
+	lease, ok := s.leases.lookup(p.id)
+	if !ok {
+		return nil, apiError(api.CodeLeaseNotFound, fmt.Sprintf("no held lease %q (bound, released or expired)", p.id))
+	}
+	if err := allow(ctx, RoleRead, lease.Pool); err != nil {
+		return nil, err
+	}
+	return lease, nil
+}
+
+func (s *Server) releaseLease(ctx context.Context, p params) (any, error) {
+	if lease, ok := s.leases.lookup(p.id); ok {
+		if err := allow(ctx, RoleDeploy, lease.Pool); err != nil {
+			return nil, err
+		}
+	}
+	return nil, s.leases.release(ctx, p.id)
+}

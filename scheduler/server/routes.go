@@ -1,0 +1,63 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+)
+
+// routes is every route of the API, in one place: pattern, role, and for
+// mutating routes the success status and whether the start is recorded
+// before the operation runs (operations on engines).
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc(api.RouteHealthz, s.healthz)
+
+	mux.Handle(api.RoutePoolList, s.query(RoleRead, s.listPools))
+	mux.Handle(api.RoutePoolApply, s.command(RoleAdmin, http.StatusOK, true, s.applyPool))
+	mux.Handle(api.RoutePoolPlan, s.command(RoleAdmin, http.StatusOK, false, s.planPool))
+	mux.Handle(api.RoutePoolGet, s.query(RoleRead, s.getPool))
+	mux.Handle(api.RoutePoolDelete, s.command(RoleAdmin, http.StatusNoContent, true, s.deletePool))
+	mux.Handle(api.RoutePoolUsage, s.query(RoleRead, s.poolUsage))
+	mux.Handle(api.RouteUsage, s.query(RoleRead, s.usage))
+
+	mux.Handle(api.RouteLeaseTake, s.command(RoleDeploy, http.StatusOK, false, s.takeLease))
+	mux.Handle(api.RouteLeaseList, s.query(RoleRead, s.listLeases))
+	mux.Handle(api.RouteLeaseGet, s.query(RoleRead, s.getLease))
+	mux.Handle(api.RouteLeaseRelease, s.command(RoleDeploy, http.StatusNoContent, false, s.releaseLease))
+
+	mux.Handle(api.RouteContainerCreate, s.command(RoleDeploy, http.StatusCreated, true, s.createContainer))
+	mux.Handle(api.RouteContainerRead, s.query(RoleRead, s.readContainers))
+	mux.Handle(api.RouteContainerPlanRes, s.query(RoleRead, s.planResize))
+	mux.Handle(api.RouteContainerResize, s.command(RoleDeploy, http.StatusOK, true, s.resizeContainer))
+	mux.Handle(api.RouteContainerStart, s.command(RoleDeploy, http.StatusOK, true, s.startContainer))
+	mux.Handle(api.RouteContainerStop, s.command(RoleDeploy, http.StatusOK, true, s.stopContainer))
+	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer))
+	mux.Handle(api.RouteContainerFind, s.query(RoleRead, s.findContainer))
+
+	// JSON errors for the rest: a known path with another method, and
+	// unknown paths.
+	seen := map[string]bool{}
+	for _, pattern := range api.Routes {
+		_, path, _ := strings.Cut(pattern, " ")
+		if !seen[path] {
+			seen[path] = true
+			mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+				replyErr(apiError(api.CodeMethodNotAllowed, "method not allowed on "+path)).write(w)
+			})
+		}
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		replyErr(apiError(api.CodeNotFound, "no route "+r.URL.Path)).write(w)
+	})
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		replyErr(apiError(api.CodeNotReady, "the store or the ledger is still loading")).write(w)
+		return
+	}
+	replyOf(http.StatusOK, map[string]string{"status": "ok"}).write(w)
+}
