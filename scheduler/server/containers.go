@@ -9,15 +9,63 @@ import (
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
-func (s *Server) createContainer(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.CreateRequest](p.body)
-	if err != nil {
-		return nil, err
+// decoded makes a handler that decodes a T, checks the token's role on
+// the pool T names, then runs do.
+func decoded[T any](role Role, poolOf func(T) string, do func(context.Context, T) (any, error)) handler {
+	return func(ctx context.Context, p params) (any, error) {
+		req, err := decode[T](p.body)
+		if err != nil {
+			return nil, err
+		}
+		if err := allow(ctx, role, poolOf(req)); err != nil {
+			return nil, err
+		}
+		return do(ctx, req)
 	}
-	if err := allow(ctx, RoleDeploy, req.Spec.Pool); err != nil {
-		return nil, err
-	}
-	return s.leases.create(ctx, req)
+}
+
+func (s *Server) createContainer() handler {
+	return decoded(RoleDeploy, func(r api.CreateRequest) string { return r.Spec.Pool },
+		func(ctx context.Context, req api.CreateRequest) (any, error) { return s.leases.create(ctx, req) })
+}
+
+func (s *Server) planResize() handler {
+	return decoded(RoleRead, func(r api.ResizeRequest) string { return r.Current.Ref.Pool },
+		func(ctx context.Context, req api.ResizeRequest) (any, error) {
+			fits, reason, err := s.be.PlanResize(ctx, req.Current, req.Resources)
+			if err != nil {
+				return nil, err
+			}
+			return api.PlanResizeResponse{Fits: fits, Reason: reason}, nil
+		})
+}
+
+func (s *Server) resizeContainer() handler {
+	return decoded(RoleDeploy, func(r api.ResizeRequest) string { return r.Current.Ref.Pool },
+		func(ctx context.Context, req api.ResizeRequest) (any, error) {
+			return s.be.ResizeContainer(ctx, req.Current, req.Resources)
+		})
+}
+
+func (s *Server) startContainer() handler {
+	return decoded(RoleDeploy, func(r api.StartRequest) string { return r.Current.Ref.Pool },
+		func(ctx context.Context, req api.StartRequest) (any, error) {
+			return s.be.StartContainer(ctx, req.Current, req.WaitHealthy)
+		})
+}
+
+func (s *Server) stopContainer() handler {
+	return decoded(RoleDeploy, func(r api.StopRequest) string { return r.Current.Ref.Pool },
+		func(ctx context.Context, req api.StopRequest) (any, error) {
+			return s.be.StopContainer(ctx, req.Current, req.StopTimeout)
+		})
+}
+
+func (s *Server) deleteContainer() handler {
+	return decoded(RoleDeploy, func(r api.DeleteRequest) string { return r.Ref.Pool },
+		func(ctx context.Context, req api.DeleteRequest) (any, error) {
+			return nil, s.be.DeleteContainer(ctx, req.Ref, req.StopTimeout)
+		})
 }
 
 func (s *Server) readContainers(ctx context.Context, p params) (any, error) {
@@ -49,65 +97,6 @@ func (s *Server) readContainers(ctx context.Context, p params) (any, error) {
 	}
 	wg.Wait()
 	return resp, nil
-}
-
-func (s *Server) planResize(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.ResizeRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleRead, req.Current.Ref.Pool); err != nil {
-		return nil, err
-	}
-	fits, reason, err := s.be.PlanResize(ctx, req.Current, req.Resources)
-	if err != nil {
-		return nil, err
-	}
-	return api.PlanResizeResponse{Fits: fits, Reason: reason}, nil
-}
-
-func (s *Server) resizeContainer(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.ResizeRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleDeploy, req.Current.Ref.Pool); err != nil {
-		return nil, err
-	}
-	return s.be.ResizeContainer(ctx, req.Current, req.Resources)
-}
-
-func (s *Server) startContainer(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.StartRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleDeploy, req.Current.Ref.Pool); err != nil {
-		return nil, err
-	}
-	return s.be.StartContainer(ctx, req.Current, req.WaitHealthy)
-}
-
-func (s *Server) stopContainer(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.StopRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleDeploy, req.Current.Ref.Pool); err != nil {
-		return nil, err
-	}
-	return s.be.StopContainer(ctx, req.Current, req.StopTimeout)
-}
-
-func (s *Server) deleteContainer(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.DeleteRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleDeploy, req.Ref.Pool); err != nil {
-		return nil, err
-	}
-	return nil, s.be.DeleteContainer(ctx, req.Ref, req.StopTimeout)
 }
 
 func (s *Server) findContainer(ctx context.Context, p params) (any, error) {

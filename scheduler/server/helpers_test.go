@@ -220,7 +220,7 @@ func newKey() string {
 // applyTestPool applies a pool over every engine through the API, each
 // host taking `slots` containers of 0.25 CPU, ports from portBase; at the
 // end its containers and records are removed.
-func (ts *testServer) applyTestPool(t *testing.T, name string, slots, portBase int) backend.PoolSpec {
+func (ts *testServer) applyTestPool(t *testing.T, name string, slots, portBase int) {
 	t.Helper()
 	spec := backend.PoolSpec{Name: name, Strategy: "spread", Hosts: map[string]backend.PoolHostSpec{}}
 	for i, e := range ts.env.Engines {
@@ -230,7 +230,8 @@ func (ts *testServer) applyTestPool(t *testing.T, name string, slots, portBase i
 			PortMin: portBase + i*50, PortMax: portBase + i*50 + 49,
 		}
 	}
-	must[backend.PoolStatus](t, ts.call(t, "PUT", api.PoolPath(name), adminToken, newKey(), spec), http.StatusOK)
+	key := newKey()
+	must[backend.PoolStatus](t, waitAnswer(t, func() response { return ts.call(t, "PUT", api.PoolPath(name), adminToken, key, spec) }), http.StatusOK)
 	t.Cleanup(func() {
 		ctx := context.Background()
 		set := engineSet(t, ts.env)
@@ -243,7 +244,6 @@ func (ts *testServer) applyTestPool(t *testing.T, name string, slots, portBase i
 			_ = eng.DeletePoolRecord(ctx, name)
 		}
 	})
-	return spec
 }
 
 func webSpec(env *testenv.Env, pool, name string) backend.ContainerSpec {

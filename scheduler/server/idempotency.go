@@ -68,7 +68,7 @@ func (m *idempotency) do(ctx context.Context, call idemCall) (reply, bool) {
 		if op.digest != call.digest {
 			return reused(), false
 		}
-		return m.await(ctx, op)
+		return m.await(ctx, op, true)
 	}
 	op := &operation{digest: call.digest, done: make(chan struct{})}
 	m.running[call.scope] = op
@@ -121,16 +121,17 @@ func (m *idempotency) do(ctx context.Context, call idemCall) (reply, bool) {
 		}
 		finish(answer)
 	}()
-	return m.await(ctx, op)
+	return m.await(ctx, op, false)
 }
 
-// await waits for a running operation, within the client's patience.
-func (m *idempotency) await(ctx context.Context, op *operation) (reply, bool) {
+// await waits for a running operation, within the client's patience; a
+// repeat's answer is the first request's, marked as a replay.
+func (m *idempotency) await(ctx context.Context, op *operation, repeat bool) (reply, bool) {
 	timer := time.NewTimer(m.waitInFlight)
 	defer timer.Stop()
 	select {
 	case <-op.done:
-		return op.answer, false
+		return op.answer, repeat
 	case <-timer.C:
 	case <-ctx.Done():
 	}

@@ -25,7 +25,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"bad JSON", "POST", api.PathLeases, "k1", []byte(`{"Spec": `), 400, api.CodeBadRequest},
 		{"unknown field", "POST", api.PathLeases, "k2", []byte(`{"Spec": {"Pool": "p", "Name": "n"}, "Lease": 1}`), 400, api.CodeBadRequest},
-		{"unknown nested field", "POST", api.PathContainers, "k3", []byte(`{"Spec": {"Pool": "p", "Nmae": "n"}}`), 400, api.CodeBadRequest},
+		{"unknown nested field", "POST", api.PathContainers, "k3", []byte(`{"Spec": {"Pool": "p", "Title": "n"}}`), 400, api.CodeBadRequest},
 		{"two values", "POST", api.PathContainerRead, "", []byte(`{} {}`), 400, api.CodeBadRequest},
 		{"wrong type", "POST", api.PathContainerStop, "k4", []byte(`{"StopTimeout": "ten"}`), 400, api.CodeBadRequest},
 		{"oversized", "POST", api.PathContainers, "k5", bytes.Repeat([]byte(" "), api.MaxBodyBytes+1), 413, api.CodeBodyTooLarge},

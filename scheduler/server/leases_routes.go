@@ -7,15 +7,11 @@ import (
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 )
 
-func (s *Server) takeLease(ctx context.Context, p params) (any, error) {
-	req, err := decode[api.LeaseRequest](p.body)
-	if err != nil {
-		return nil, err
-	}
-	if err := allow(ctx, RoleDeploy, req.Spec.Pool); err != nil {
-		return nil, err
-	}
-	return s.leases.take(ctx, identityOf(ctx).Name, req)
+func (s *Server) takeLease() handler {
+	return decoded(RoleDeploy, func(r api.LeaseRequest) string { return r.Spec.Pool },
+		func(ctx context.Context, req api.LeaseRequest) (any, error) {
+			return s.leases.take(ctx, identityOf(ctx).Name, req)
+		})
 }
 
 func (s *Server) listLeases(ctx context.Context, p params) (any, error) {

@@ -7,34 +7,34 @@ import (
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 )
 
-// routes is every route of the API, in one place: pattern, role, and for
-// mutating routes the success status and whether the start is recorded
-// before the operation runs (operations on engines).
+// routes is every route of the API, in one place: pattern; for mutating
+// routes the role, the success status and whether the start is recorded
+// before the operation runs (operations on engines). Reads need any role.
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc(api.RouteHealthz, s.healthz)
 
-	mux.Handle(api.RoutePoolList, s.query(RoleRead, s.listPools))
+	mux.Handle(api.RoutePoolList, s.query(s.listPools))
 	mux.Handle(api.RoutePoolApply, s.command(RoleAdmin, http.StatusOK, true, s.applyPool))
 	mux.Handle(api.RoutePoolPlan, s.command(RoleAdmin, http.StatusOK, false, s.planPool))
-	mux.Handle(api.RoutePoolGet, s.query(RoleRead, s.getPool))
+	mux.Handle(api.RoutePoolGet, s.query(s.getPool))
 	mux.Handle(api.RoutePoolDelete, s.command(RoleAdmin, http.StatusNoContent, true, s.deletePool))
-	mux.Handle(api.RoutePoolUsage, s.query(RoleRead, s.poolUsage))
-	mux.Handle(api.RouteUsage, s.query(RoleRead, s.usage))
+	mux.Handle(api.RoutePoolUsage, s.query(s.poolUsage))
+	mux.Handle(api.RouteUsage, s.query(s.usage))
 
-	mux.Handle(api.RouteLeaseTake, s.command(RoleDeploy, http.StatusOK, false, s.takeLease))
-	mux.Handle(api.RouteLeaseList, s.query(RoleRead, s.listLeases))
-	mux.Handle(api.RouteLeaseGet, s.query(RoleRead, s.getLease))
+	mux.Handle(api.RouteLeaseTake, s.command(RoleDeploy, http.StatusOK, false, s.takeLease()))
+	mux.Handle(api.RouteLeaseList, s.query(s.listLeases))
+	mux.Handle(api.RouteLeaseGet, s.query(s.getLease))
 	mux.Handle(api.RouteLeaseRelease, s.command(RoleDeploy, http.StatusNoContent, false, s.releaseLease))
 
-	mux.Handle(api.RouteContainerCreate, s.command(RoleDeploy, http.StatusCreated, true, s.createContainer))
-	mux.Handle(api.RouteContainerRead, s.query(RoleRead, s.readContainers))
-	mux.Handle(api.RouteContainerPlanRes, s.query(RoleRead, s.planResize))
-	mux.Handle(api.RouteContainerResize, s.command(RoleDeploy, http.StatusOK, true, s.resizeContainer))
-	mux.Handle(api.RouteContainerStart, s.command(RoleDeploy, http.StatusOK, true, s.startContainer))
-	mux.Handle(api.RouteContainerStop, s.command(RoleDeploy, http.StatusOK, true, s.stopContainer))
-	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer))
-	mux.Handle(api.RouteContainerFind, s.query(RoleRead, s.findContainer))
+	mux.Handle(api.RouteContainerCreate, s.command(RoleDeploy, http.StatusCreated, true, s.createContainer()))
+	mux.Handle(api.RouteContainerRead, s.query(s.readContainers))
+	mux.Handle(api.RouteContainerPlanRes, s.query(s.planResize()))
+	mux.Handle(api.RouteContainerResize, s.command(RoleDeploy, http.StatusOK, true, s.resizeContainer()))
+	mux.Handle(api.RouteContainerStart, s.command(RoleDeploy, http.StatusOK, true, s.startContainer()))
+	mux.Handle(api.RouteContainerStop, s.command(RoleDeploy, http.StatusOK, true, s.stopContainer()))
+	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer()))
+	mux.Handle(api.RouteContainerFind, s.query(s.findContainer))
 
 	// JSON errors for the rest: a known path with another method, and
 	// unknown paths.

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/store"
+)
+
+func reserved(t *testing.T, ts *testServer, pool, host string) int64 {
+	t.Helper()
+	usage := must[backend.PoolUsage](t, ts.call(t, "GET", api.PoolUsagePath(pool), readToken, "", nil), http.StatusOK)
+	for _, h := range usage.Hosts {
+		if h.Name == host {
+			return h.Reserved.MilliCPU
+		}
+	}
+	t.Fatalf("host %s not in the usage of %s", host, pool)
+	return 0
+}
+
+// ledgerReserved is what berthd's own ledger holds on a host (usage reads
+// the engines; leases live only in the ledger).
+func ledgerReserved(t *testing.T, ts *testServer, pool, host string) int64 {
+	t.Helper()
+	var total int64
+	for _, l := range ts.leases.list(func(l api.Lease) bool { return l.Pool == pool && l.Host == host }) {
+		total += l.Resources.MilliCPU
+	}
+	return total + reserved(t, ts, pool, host)
+}
+
+func TestLeasePlanThenApply(t *testing.T) {
+	env := testenv.Require(t)
+	ts := startServer(t, env, store.NewMemory(), Config{}, "lz")
+	ts.applyTestPool(t, "lz", 4, 33300)
+	spec := webSpec(env, "lz", "web-0")
+
+	first := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: spec, TTL: 10 * time.Minute}), http.StatusOK)
+	if first.Host == "" || first.ID == "" || len(first.Ports) != 1 || first.Ports[0].External == 0 || first.State != api.LeaseHeld {
+		t.Fatalf("lease = %+v, want a host, an id and an assigned port", first)
+	}
+	// The apply process's re-plan: same key, same lease, renewed. The image
+	// may only be known at apply: it places nothing.
+	ts.clock.advance(time.Minute)
+	again := spec
+	again.Image = "other:2"
+	second := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: again, TTL: 10 * time.Minute}), http.StatusOK)
+	if second.ID != first.ID || second.Host != first.Host || second.Ports[0] != first.Ports[0] || !second.Expires.After(first.Expires) || second.Age != time.Minute {
+		t.Errorf("re-plan lease = %+v, want %+v renewed, age 1m", second, first)
+	}
+	listed := must[api.LeaseList](t, ts.call(t, "GET", api.PathLeases+"?pool=lz", readToken, "", nil), http.StatusOK)
+	if len(listed.Leases) != 1 || listed.Leases[0].Holder != "ci-team-a" || listed.Leases[0].Age != time.Minute {
+		t.Errorf("listed leases = %+v, want one held by ci-team-a, 1m old", listed.Leases)
+	}
+
+	state := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
+		api.CreateRequest{Spec: spec, LeaseID: first.ID, PlannedHost: first.Host}), http.StatusCreated)
+	if state.Ref.Host != first.Host || state.ReservationID != first.ID || !state.Running || state.Ports[0].External != first.Ports[0].External {
+		t.Errorf("created %+v, want it running on %s with lease %s and port %d", state, first.Host, first.ID, first.Ports[0].External)
+	}
+	if got := hostOf(t, env, "lz", state.Ref.ContainerID); got != first.Host {
+		t.Errorf("the engines have the container on %q, want %s", got, first.Host)
+	}
+	if r := ts.call(t, "GET", api.LeasePath(first.ID), readToken, "", nil); r.status != http.StatusNotFound || r.errorCode() != api.CodeLeaseNotFound {
+		t.Errorf("the bound lease is still listed as held: %s", r)
+	}
+	if got := reserved(t, ts, "lz", first.Host); got != 250 {
+		t.Errorf("reserved on %s = %d, want 250", first.Host, got)
+	}
+	// A second lease for the same name is refused at plan.
+	if r := ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: spec}); r.status != http.StatusConflict || r.errorCode() != api.CodeNameInUse {
+		t.Errorf("lease for a taken name: %s, want 409 name_in_use", r)
+	}
+	// ... unless it replaces that container.
+	bigger := spec
+	bigger.Resources.MilliCPU = 500
+	if r := ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: bigger, Replaces: &state.Ref}); r.status != http.StatusOK {
+		t.Errorf("lease for the replacement: %s", r)
+	}
+
+	read := must[api.ReadResponse](t, ts.call(t, "POST", api.PathContainerRead, readToken, "", api.ReadRequest{Refs: []backend.ContainerRef{
+		state.Ref, {Pool: "lz", Name: "gone", Host: first.Host, ContainerID: "0123456789ab"}, {Pool: "lz", Name: "x", Host: "node9", ContainerID: "x"},
+	}}), http.StatusOK)
+	if len(read.Containers) != 3 || read.Containers[0] == nil || read.Containers[0].Ref.ContainerID != state.Ref.ContainerID || read.Containers[1] != nil || read.Errors[0] != nil || read.Errors[1] != nil || read.Errors[2] == nil {
+		t.Errorf("batched read = %+v, want the container, null for the gone one, an error for the unknown host", read)
+	}
+	found := must[backend.ContainerState](t, ts.call(t, "GET", api.FindPath("lz", "web-0"), readToken, "", nil), http.StatusOK)
+	if found.Ref.ContainerID != state.Ref.ContainerID {
+		t.Errorf("find = %+v", found)
+	}
+
+	// Pool delete is refused while the container remains.
+	if r := ts.call(t, "DELETE", api.PoolPath("lz"), adminToken, newKey(), nil); r.status != http.StatusConflict || r.errorCode() != api.CodePoolInUse {
+		t.Errorf("deleting a pool in use: %s, want 409 pool_in_use", r)
+	}
+	stopped := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainerStop, deployToken, newKey(), api.StopRequest{Current: state, StopTimeout: time.Second}), http.StatusOK)
+	if stopped.Running {
+		t.Errorf("stopped container still running: %+v", stopped)
+	}
+	started := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainerStart, deployToken, newKey(), api.StartRequest{Current: stopped}), http.StatusOK)
+	if !started.Running {
+		t.Errorf("started container not running: %+v", started)
+	}
+	plan := must[api.PlanResizeResponse](t, ts.call(t, "POST", api.PathContainerPlanRs, readToken, "", api.ResizeRequest{Current: started, Resources: backend.Resources{MilliCPU: 5000, MemoryBytes: 16 << 20}}), http.StatusOK)
+	if plan.Fits || !strings.Contains(plan.Reason, "CPU") {
+		t.Errorf("plan of an oversized resize = %+v, want it refused naming CPU", plan)
+	}
+	resized := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainerResize, deployToken, newKey(), api.ResizeRequest{Current: started, Resources: backend.Resources{MilliCPU: 500, MemoryBytes: 32 << 20}}), http.StatusOK)
+	if resized.Resources.MilliCPU != 500 || reserved(t, ts, "lz", first.Host) != 500 {
+		t.Errorf("resized = %+v; reserved %d, want 500", resized.Resources, reserved(t, ts, "lz", first.Host))
+	}
+	if r := ts.call(t, "POST", api.PathContainerDelete, deployToken, newKey(), api.DeleteRequest{Ref: resized.Ref, StopTimeout: time.Second}); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %s", r)
+	}
+	if len(containersOn(t, env, "lz")) != 0 {
+		t.Errorf("containers left after delete: %v", containersOn(t, env, "lz"))
+	}
+	if r := ts.call(t, "DELETE", api.PoolPath("lz"), adminToken, newKey(), nil); r.status != http.StatusNoContent {
+		t.Errorf("deleting the empty pool: %s", r)
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	env := testenv.Require(t)
+	ts := startServer(t, env, store.NewMemory(), Config{}, "exp")
+	ts.applyTestPool(t, "exp", 2, 33450)
+	take := func(spec backend.ContainerSpec) api.Lease {
+		return must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: spec, TTL: time.Minute}), http.StatusOK)
+	}
+
+	// Expired, freed (the engine has no container for it), taken again on
+	// the planned host at apply.
+	a := take(webSpec(env, "exp", "a"))
+	ts.clock.advance(2 * time.Minute)
+	ts.leases.sweep(context.Background())
+	if _, held := ts.leases.lookup(a.ID); held {
+		t.Fatal("an expired lease without a container is still held after the sweep")
+	}
+	if got := ledgerReserved(t, ts, "exp", a.Host); got != 0 {
+		t.Errorf("capacity held on %s after expiry: %d", a.Host, got)
+	}
+	state := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
+		api.CreateRequest{Spec: webSpec(env, "exp", "a"), LeaseID: a.ID, PlannedHost: a.Host}), http.StatusCreated)
+	if state.Ref.Host != a.Host {
+		t.Errorf("retaken lease landed on %s, want the planned %s", state.Ref.Host, a.Host)
+	}
+
+	// Expired, and the planned host filled up meanwhile: the apply asks
+	// for a new plan and creates nothing.
+	b := take(webSpec(env, "exp", "b"))
+	ts.clock.advance(2 * time.Minute)
+	ts.leases.sweep(context.Background())
+	filler := webSpec(env, "exp", "filler")
+	filler.Host = b.Host
+	filler.SpreadGroup = ""
+	for ledgerReserved(t, ts, "exp", b.Host) < 500 {
+		filler.Name += "x"
+		take(filler)
+	}
+	r := ts.call(t, "POST", api.PathContainers, deployToken, newKey(), api.CreateRequest{Spec: webSpec(env, "exp", "b"), LeaseID: b.ID, PlannedHost: b.Host})
+	if r.status != http.StatusConflict || r.errorCode() != api.CodeLeaseExpired || !strings.Contains(string(r.body), "plan again") || !strings.Contains(string(r.body), b.Host) {
+		t.Errorf("create on an expired lease whose host is full: %s, want 409 lease_expired naming %s and asking for a new plan", r, b.Host)
+	}
+	if _, ok := containersOn(t, env, "exp")["b"]; ok {
+		t.Error("a container was created for the refused create")
+	}
+
+	// Expired, but the engine has its container (the create's bookkeeping
+	// was lost): capacity stays held.
+	c := take(webSpec(env, "exp", "c"))
+	bound, err := ts.be.CreateOnLease(context.Background(), webSpec(env, "exp", "c"), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.clock.advance(2 * time.Minute)
+	ts.leases.sweep(context.Background())
+	if res, ok := ts.be.Reservation("exp", c.ID); !ok || res.ContainerID != bound.Ref.ContainerID {
+		t.Errorf("the expiry freed a lease whose container exists: %+v, %v", res, ok)
+	}
+	if got := reserved(t, ts, "exp", c.Host); got < 250 {
+		t.Errorf("reserved on %s = %d, want the container's 250 counted", c.Host, got)
+	}
+}
