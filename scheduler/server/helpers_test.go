@@ -80,17 +80,18 @@ func writeTokens(t testing.TB, pools ...string) string {
 	return path
 }
 
-// engineSet connects to the test engines, or to none when env is nil.
+// engineSet connects to the test engines through berthd's engines.json,
+// or to none when env is nil.
 func engineSet(t testing.TB, env *testenv.Env) *engine.Set {
 	t.Helper()
 	var cfgs []engine.Config
 	if env != nil {
-		for _, e := range env.Engines {
-			cfg := engine.Config{Name: e.Name, Endpoint: e.Endpoint}
-			if e.TLS != nil {
-				cfg.TLS = &engine.TLSConfig{CAPEM: e.TLS.CAPEM, CertPEM: e.TLS.CertPEM, KeyPEM: e.TLS.KeyPEM}
-			}
-			cfgs = append(cfgs, cfg)
+		path, err := env.WriteBerthdEngines(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfgs, err = LoadEngines(path); err != nil {
+			t.Fatal(err)
 		}
 	}
 	set, err := engine.NewSet(cfgs)

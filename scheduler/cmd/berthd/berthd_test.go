@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
+	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+)
+
+// binary is berthd, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berthd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "berthd")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building berthd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const adminToken = "admin-token-for-berthd-tests"
+
+// berthd is one running berthd process.
+type berthd struct {
+	cmd    *exec.Cmd
+	url    string
+	client *http.Client
+	mu     sync.Mutex
+	log    bytes.Buffer
+	exited chan error
+}
+
+// start runs berthd serve with args and extra environment, and waits for
+// its "listening" line.
+func start(t *testing.T, client *http.Client, env []string, args ...string) *berthd {
+	t.Helper()
+	b := &berthd{client: client, exited: make(chan error, 1)}
+	b.cmd = exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	b.cmd.Env = append(os.Environ(), env...)
+	stderr, err := b.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stderr)
+		for lines.Scan() {
+			b.mu.Lock()
+			b.log.WriteString(lines.Text() + "\n")
+			b.mu.Unlock()
+			var line struct{ Msg, URL string }
+			if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "listening" {
+				listening <- line.URL
+			}
+		}
+		b.exited <- b.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if b.cmd.ProcessState == nil {
+			_ = b.cmd.Process.Kill()
+			<-b.exited
+		}
+	})
+	select {
+	case b.url = <-listening:
+	case err := <-b.exited:
+		t.Fatalf("berthd exited before listening (%v): %s", err, b.logs())
+	case <-time.After(time.Minute):
+		t.Fatalf("berthd did not say where it listens: %s", b.logs())
+	}
+	return b
+}
+
+func (b *berthd) logs() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.log.String()
+}
+
+// waitReady polls /healthz until 200.
+func (b *berthd) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := b.client.Get(b.url + api.PathHealthz)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("berthd never became ready: %s", b.logs())
+}
+
+type answer struct {
+	status int
+	replay bool
+	body   []byte
+}
+
+func (a answer) code() string {
+	var e api.Error
+	_ = json.Unmarshal(a.body, &e)
+	return e.Code
+}
+
+// do sends a request; status -1 is a connection error.
+func (b *berthd) do(method, path, token, key string, body any) answer {
+	var data []byte
+	if body != nil {
+		data, _ = json.Marshal(body)
+	}
+	req, _ := http.NewRequest(method, b.url+path, bytes.NewReader(data))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set(api.HeaderIdempotencyKey, key)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return answer{status: -1, body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, replay: resp.Header.Get(api.HeaderReplay) == "true", body: out}
+}
+
+// settle repeats a request (same key) until it has an answer that is not
+// "try again": what a client does across a berthd restart.
+func (b *berthd) settle(t *testing.T, method, path, token, key string, body any) answer {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		a := b.do(method, path, token, key, body)
+		retry := a.status == -1 || a.code() == api.CodeInFlight || a.code() == api.CodeNotReady || a.code() == api.CodeShuttingDown
+		if !retry || time.Now().After(deadline) {
+			return a
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func decodeAs[T any](t *testing.T, a answer, want int) T {
+	t.Helper()
+	var v T
+	if a.status != want {
+		t.Fatalf("status %d %s, want %d", a.status, a.body, want)
+	}
+	if err := json.Unmarshal(a.body, &v); err != nil {
+		t.Fatalf("decoding %s: %v", a.body, err)
+	}
+	return v
+}
+
+func testPool(env *testenv.Env, name string, slots, portBase int) backend.PoolSpec {
+	spec := backend.PoolSpec{Name: name, Strategy: "spread", Hosts: map[string]backend.PoolHostSpec{}}
+	for i, e := range env.Engines {
+		spec.Hosts[e.Name] = backend.PoolHostSpec{
+			MilliCPU: int64(slots) * 250, MemoryBytes: 1 << 30,
+			PortMin: portBase + i*50, PortMax: portBase + i*50 + 49,
+		}
+	}
+	return spec
+}
+
+func webSpec(env *testenv.Env, pool, name string) backend.ContainerSpec {
+	return backend.ContainerSpec{
+		Pool: pool, Name: name, Image: env.Image,
+		Resources: backend.Resources{MilliCPU: 250, MemoryBytes: 16 << 20},
+		Ports:     []backend.PortSpec{{Internal: 8080}}, SpreadGroup: "web", Restart: "no", StopTimeout: time.Second,
+	}
+}
+
+// cleanPool removes the pool's containers and records from the engines.
+func cleanPool(t *testing.T, env *testenv.Env, pool string) {
+	t.Cleanup(func() {
+		for _, e := range env.Engines {
+			for _, id := range dockerIDs(t, e, "label=sh.berth.pool="+pool) {
+				_ = exec.Command("docker", "-H", e.Socket, "rm", "-f", id).Run()
+			}
+			out, _ := exec.Command("docker", "-H", e.Socket, "volume", "ls", "-q", "--filter", "name=berth-pool-"+pool+"-").Output()
+			for _, v := range strings.Fields(string(out)) {
+				_ = exec.Command("docker", "-H", e.Socket, "volume", "rm", v).Run()
+			}
+		}
+	})
+}
+
+func dockerIDs(t *testing.T, e testenv.Engine, filter string) []string {
+	out, err := exec.Command("docker", "-H", e.Socket, "ps", "-aq", "--no-trunc", "--filter", filter).Output()
+	if err != nil {
+		t.Errorf("docker ps on %s: %v", e.Name, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// engineContainers maps each container name of the pool to the engines
+// holding one, as the docker CLI sees them.
+func engineContainers(t *testing.T, env *testenv.Env, pool string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, e := range env.Engines {
+		for _, id := range dockerIDs(t, e, "label=sh.berth.pool="+pool) {
+			name, err := exec.Command("docker", "-H", e.Socket, "inspect", "-f", `{{index .Config.Labels "sh.berth.name"}}`, id).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[strings.TrimSpace(string(name))] = append(out[strings.TrimSpace(string(name))], e.Name)
+		}
+	}
+	return out
+}
+
+func sha(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func enginesFile(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	path, err := env.WriteBerthdEngines(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// berthd over the local engines: flags from BERTHD_* variables, /healthz,
+// a lease shown at plan and a create landing there, a clean SIGTERM, and
+// a restart that rebuilds the ledger from the engines and the store.
+func TestServeAndRestart(t *testing.T) {
+	env := testenv.Require(t)
+	cleanPool(t, env, "cmd1")
+	dataDir := t.TempDir()
+	vars := []string{"BERTHD_DATA_DIR=" + dataDir, "BERTHD_ENGINES=" + enginesFile(t, env), "BERTHD_ADMIN_TOKEN=" + adminToken}
+	b := start(t, http.DefaultClient, vars)
+	b.waitReady(t)
+	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd1"), adminToken, "pool-1", testPool(env, "cmd1", 4, 34050)), http.StatusOK)
+	lease := decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, "lease-1", api.LeaseRequest{Spec: webSpec(env, "cmd1", "web-0")}), http.StatusOK)
+	held := decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, "lease-2", api.LeaseRequest{Spec: webSpec(env, "cmd1", "web-1")}), http.StatusOK)
+	state := decodeAs[backend.ContainerState](t, b.settle(t, "POST", api.PathContainers, adminToken, "create-1",
+		api.CreateRequest{Spec: webSpec(env, "cmd1", "web-0"), LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
+	if state.Ref.Host != lease.Host {
+		t.Errorf("created on %s, the lease showed %s", state.Ref.Host, lease.Host)
+	}
+
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-b.exited; err != nil {
+		t.Fatalf("berthd after SIGTERM: %v; %s", err, b.logs())
+	}
+	if !strings.Contains(b.logs(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop in the log: %s", b.logs())
+	}
+
+	b = start(t, http.DefaultClient, vars)
+	b.waitReady(t)
+	leases := decodeAs[api.LeaseList](t, b.do("GET", api.PathLeases, adminToken, "", nil), http.StatusOK)
+	if len(leases.Leases) != 1 || leases.Leases[0].ID != held.ID || leases.Leases[0].Host != held.Host || leases.Leases[0].Holder != "admin" {
+		t.Errorf("leases after restart = %+v, want %s on %s held by admin", leases.Leases, held.ID, held.Host)
+	}
+	usage := decodeAs[backend.PoolUsage](t, b.do("GET", api.PoolUsagePath("cmd1"), adminToken, "", nil), http.StatusOK)
+	for _, h := range usage.Hosts {
+		if want := map[bool]int{true: 1}[h.Name == lease.Host]; h.Containers != want {
+			t.Errorf("after restart %s holds %d containers, want %d", h.Name, h.Containers, want)
+		}
+	}
+	// A repeat of the create from before the restart is answered from the store.
+	again := b.do("POST", api.PathContainers, adminToken, "create-1", api.CreateRequest{Spec: webSpec(env, "cmd1", "web-0"), LeaseID: lease.ID, PlannedHost: lease.Host})
+	if got := decodeAs[backend.ContainerState](t, again, http.StatusCreated); got.Ref.ContainerID != state.Ref.ContainerID || !again.replay {
+		t.Errorf("repeat after restart = %s (replay %v), want the first answer replayed", got.Ref.ContainerID, again.replay)
+	}
+}
+
+// berthd killed with SIGKILL while creates run, restarted at once: every
+// create, repeated with its key, converges to exactly one container; what
+// was acknowledged before the kill is what the repeat answers; the ledger
+// matches the engines.
+func TestKill9DuringCreates(t *testing.T) {
+	env := testenv.Require(t)
+	cleanPool(t, env, "cmd2")
+	dataDir := t.TempDir()
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(tokens, []byte(`[{"name": "ci", "sha256": "`+sha(adminToken)+`", "role": "admin"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--data-dir", dataDir, "--engines", enginesFile(t, env), "--tokens", tokens}
+	b := start(t, http.DefaultClient, nil, args...)
+	b.waitReady(t)
+	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd2"), adminToken, "pool", testPool(env, "cmd2", 4, 34200)), http.StatusOK)
+
+	const n = 12
+	leases := make([]api.Lease, n)
+	for i := range leases {
+		leases[i] = decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, fmt.Sprintf("lease-%d", i), api.LeaseRequest{Spec: webSpec(env, "cmd2", fmt.Sprintf("w%d", i))}), http.StatusOK)
+	}
+	create := func(b *berthd, i int) answer {
+		return b.do("POST", api.PathContainers, adminToken, fmt.Sprintf("create-%d", i), api.CreateRequest{
+			Spec: webSpec(env, "cmd2", fmt.Sprintf("w%d", i)), LeaseID: leases[i].ID, PlannedHost: leases[i].Host})
+	}
+	acked := make([]answer, n)
+	var wg sync.WaitGroup
+	var ackMu sync.Mutex
+	firstAck := make(chan struct{})
+	var once sync.Once
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := create(b, i)
+			ackMu.Lock()
+			acked[i] = a
+			ackMu.Unlock()
+			if a.status == http.StatusCreated {
+				once.Do(func() { close(firstAck) })
+			}
+		}()
+	}
+	select {
+	case <-firstAck:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no create finished: %s", b.logs())
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	wg.Wait()
+
+	b = start(t, http.DefaultClient, nil, args...)
+	b.waitReady(t)
+	ackedCount := 0
+	for i := range n {
+		final := b.settle(t, "POST", api.PathContainers, adminToken, fmt.Sprintf("create-%d", i), api.CreateRequest{
+			Spec: webSpec(env, "cmd2", fmt.Sprintf("w%d", i)), LeaseID: leases[i].ID, PlannedHost: leases[i].Host})
+		state := decodeAs[backend.ContainerState](t, final, http.StatusCreated)
+		if state.Ref.Host != leases[i].Host {
+			t.Errorf("w%d landed on %s, its lease showed %s", i, state.Ref.Host, leases[i].Host)
+		}
+		if acked[i].status == http.StatusCreated {
+			ackedCount++
+			first := decodeAs[backend.ContainerState](t, acked[i], http.StatusCreated)
+			if first.Ref.ContainerID != state.Ref.ContainerID || !final.replay {
+				t.Errorf("w%d: acknowledged %s before the kill, answered %s after (replay %v)", i, first.Ref.ContainerID, state.Ref.ContainerID, final.replay)
+			}
+		}
+	}
+	t.Logf("%d of %d creates acknowledged before the kill", ackedCount, n)
+	onEngines := engineContainers(t, env, "cmd2")
+	perHost := map[string]int{}
+	for i := range n {
+		hosts := onEngines[fmt.Sprintf("w%d", i)]
+		if len(hosts) != 1 {
+			t.Errorf("w%d is on %v, want exactly one engine", i, hosts)
+			continue
+		}
+		perHost[hosts[0]]++
+	}
+	usage := decodeAs[backend.PoolUsage](t, b.do("GET", api.PoolUsagePath("cmd2"), adminToken, "", nil), http.StatusOK)
+	for _, h := range usage.Hosts {
+		if h.Containers != perHost[h.Name] || h.Reserved.MilliCPU != int64(perHost[h.Name])*250 {
+			t.Errorf("ledger on %s: %d containers, %d millicores; the engine has %d containers", h.Name, h.Containers, h.Reserved.MilliCPU, perHost[h.Name])
+		}
+	}
+	if held := decodeAs[api.LeaseList](t, b.do("GET", api.PathLeases, adminToken, "", nil), http.StatusOK); len(held.Leases) != 0 {
+		t.Errorf("leases still held after every create bound: %+v", held.Leases)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--engines", "e.json"}, "--data-dir"},
+		{[]string{"serve", "--data-dir", "d"}, "--engines"},
+		{[]string{"serve", "--data-dir", "d", "--engines", "e", "--tls-cert", "c"}, "go together"},
+		{[]string{"run"}, "usage"},
+	} {
+		out, err := exec.Command(binary, c.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("berthd %v: %v, %s; want a failure mentioning %q", c.args, err, out, c.want)
+		}
+	}
+	out, err := exec.Command(binary, "serve", "--data-dir", t.TempDir(), "--engines", "/nonexistent.json").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "BERTHD_ADMIN_TOKEN") {
+		t.Errorf("berthd without tokens: %v, %s; want it to ask for --tokens or BERTHD_ADMIN_TOKEN", err, out)
+	}
+}
