@@ -87,7 +87,7 @@ func start(t *testing.T, client *http.Client, env []string, args ...string) *ber
 	t.Cleanup(func() {
 		if b.cmd.ProcessState == nil {
 			_ = b.cmd.Process.Kill()
-			<-b.exited
+			_ = <-b.exited
 		}
 	})
 	select {
@@ -159,11 +159,11 @@ func (b *berthd) do(method, path, token, key string, body any) answer {
 
 // settle repeats a request (same key) until it has an answer that is not
 // "try again": what a client does across a berthd restart.
-func (b *berthd) settle(t *testing.T, method, path, token, key string, body any) answer {
+func (b *berthd) settle(t *testing.T, method, path, key string, body any) answer {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		a := b.do(method, path, token, key, body)
+		a := b.do(method, path, adminToken, key, body)
 		retry := a.status == -1 || a.code() == api.CodeInFlight || a.code() == api.CodeNotReady || a.code() == api.CodeShuttingDown
 		if !retry || time.Now().After(deadline) {
 			return a
@@ -267,10 +267,10 @@ func TestServeAndRestart(t *testing.T) {
 	vars := []string{"BERTHD_DATA_DIR=" + dataDir, "BERTHD_ENGINES=" + enginesFile(t, env), "BERTHD_ADMIN_TOKEN=" + adminToken}
 	b := start(t, http.DefaultClient, vars)
 	b.waitReady(t)
-	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd1"), adminToken, "pool-1", testPool(env, "cmd1", 4, 34050)), http.StatusOK)
+	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd1"), "pool-1", testPool(env, "cmd1", 4, 34050)), http.StatusOK)
 	lease := decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, "lease-1", api.LeaseRequest{Spec: webSpec(env, "cmd1", "web-0")}), http.StatusOK)
 	held := decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, "lease-2", api.LeaseRequest{Spec: webSpec(env, "cmd1", "web-1")}), http.StatusOK)
-	state := decodeAs[backend.ContainerState](t, b.settle(t, "POST", api.PathContainers, adminToken, "create-1",
+	state := decodeAs[backend.ContainerState](t, b.settle(t, "POST", api.PathContainers, "create-1",
 		api.CreateRequest{Spec: webSpec(env, "cmd1", "web-0"), LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
 	if state.Ref.Host != lease.Host {
 		t.Errorf("created on %s, the lease showed %s", state.Ref.Host, lease.Host)
@@ -320,7 +320,7 @@ func TestKill9DuringCreates(t *testing.T) {
 	args := []string{"--data-dir", dataDir, "--engines", enginesFile(t, env), "--tokens", tokens}
 	b := start(t, http.DefaultClient, nil, args...)
 	b.waitReady(t)
-	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd2"), adminToken, "pool", testPool(env, "cmd2", 4, 34200)), http.StatusOK)
+	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("cmd2"), "pool", testPool(env, "cmd2", 4, 34200)), http.StatusOK)
 
 	const n = 12
 	leases := make([]api.Lease, n)
@@ -357,14 +357,16 @@ func TestKill9DuringCreates(t *testing.T) {
 	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-b.exited
+	if err := <-b.exited; err == nil {
+		t.Fatal("berthd exited cleanly after SIGKILL")
+	}
 	wg.Wait()
 
 	b = start(t, http.DefaultClient, nil, args...)
 	b.waitReady(t)
 	ackedCount := 0
 	for i := range n {
-		final := b.settle(t, "POST", api.PathContainers, adminToken, fmt.Sprintf("create-%d", i), api.CreateRequest{
+		final := b.settle(t, "POST", api.PathContainers, fmt.Sprintf("create-%d", i), api.CreateRequest{
 			Spec: webSpec(env, "cmd2", fmt.Sprintf("w%d", i)), LeaseID: leases[i].ID, PlannedHost: leases[i].Host})
 		state := decodeAs[backend.ContainerState](t, final, http.StatusCreated)
 		if state.Ref.Host != leases[i].Host {
