@@ -54,11 +54,11 @@ const (
 	RouteContainerFind    = "GET /v1/containers/find"
 )
 
-// Routes lists every route above.
+// Routes lists every route above; the server registers each (a test checks).
 var Routes = []string{
 	RouteHealthz, RoutePoolList, RoutePoolApply, RoutePoolPlan, RoutePoolGet, RoutePoolDelete, RoutePoolUsage, RouteUsage,
 	RouteLeaseTake, RouteLeaseList, RouteLeaseGet, RouteLeaseRelease,
-	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize,
+	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize, RouteContainerReconf,
 	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
 }
 

@@ -47,6 +47,13 @@ func (s *Server) resizeContainer() handler {
 		})
 }
 
+func (s *Server) reconfigureContainer() handler {
+	return decoded(RoleDeploy, func(r api.ReconfigureRequest) string { return r.Current.Ref.Pool },
+		func(ctx context.Context, req api.ReconfigureRequest) (any, error) {
+			return s.be.ReconfigureContainer(ctx, req.Current, req.Limits, req.Restart)
+		})
+}
+
 func (s *Server) startContainer() handler {
 	return decoded(RoleDeploy, func(r api.StartRequest) string { return r.Current.Ref.Pool },
 		func(ctx context.Context, req api.StartRequest) (any, error) {

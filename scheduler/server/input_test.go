@@ -54,6 +54,23 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// Every route of the contract is served: without a token it is a 401
+// (healthz excepted), never a 404 or 405.
+func TestEveryRouteIsServed(t *testing.T) {
+	ts := startServer(t, nil, store.NewMemory(), Config{})
+	for _, route := range api.Routes {
+		method, path, _ := strings.Cut(route, " ")
+		path = strings.NewReplacer("{pool}", "p", "{id}", "r1").Replace(path)
+		want := http.StatusUnauthorized
+		if route == api.RouteHealthz {
+			want = http.StatusOK
+		}
+		if r := ts.call(t, method, path, "", "k", nil); r.status != want {
+			t.Errorf("%s: %s, want %d", route, r, want)
+		}
+	}
+}
+
 // FuzzRequestBodies sends arbitrary bodies to every route that reads one.
 // Bodies that are not JSON get 400; nothing gets a 500 internal (a panic).
 // The seed corpus runs in every `go test`; `go test -fuzz` explores more.
@@ -69,7 +86,7 @@ func FuzzRequestBodies(f *testing.F) {
 	ts := startServer(f, nil, store.NewMemory(), Config{})
 	routes := []struct{ method, path string }{
 		{"POST", api.PathLeases}, {"POST", api.PathContainers}, {"POST", api.PathContainerRead}, {"POST", api.PathContainerPlanRs},
-		{"POST", api.PathContainerResize}, {"POST", api.PathContainerStart}, {"POST", api.PathContainerStop}, {"POST", api.PathContainerDelete},
+		{"POST", api.PathContainerResize}, {"POST", api.PathContainerReconf}, {"POST", api.PathContainerStart}, {"POST", api.PathContainerStop}, {"POST", api.PathContainerDelete},
 		{"PUT", api.PoolPath("p")}, {"POST", api.PoolPlanPath("p")},
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {

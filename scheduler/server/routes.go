@@ -31,6 +31,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(api.RouteContainerRead, s.query(s.readContainers))
 	mux.Handle(api.RouteContainerPlanRes, s.query(s.planResize()))
 	mux.Handle(api.RouteContainerResize, s.command(RoleDeploy, http.StatusOK, true, s.resizeContainer()))
+	mux.Handle(api.RouteContainerReconf, s.command(RoleDeploy, http.StatusOK, true, s.reconfigureContainer()))
 	mux.Handle(api.RouteContainerStart, s.command(RoleDeploy, http.StatusOK, true, s.startContainer()))
 	mux.Handle(api.RouteContainerStop, s.command(RoleDeploy, http.StatusOK, true, s.stopContainer()))
 	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer()))

@@ -87,7 +87,9 @@ func start(t *testing.T, client *http.Client, env []string, args ...string) *ber
 	t.Cleanup(func() {
 		if b.cmd.ProcessState == nil {
 			_ = b.cmd.Process.Kill()
-			_ = <-b.exited
+			if err := <-b.exited; err == nil {
+				t.Log("berthd exited cleanly when killed at cleanup")
+			}
 		}
 	})
 	select {
