@@ -23,7 +23,9 @@ func TestMain(m *testing.M) {
 		crashWriter(dir)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSharedEtcd()
+	os.Exit(code)
 }
 
 // crashWriter commits from many goroutines and prints each key once its

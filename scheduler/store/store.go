@@ -10,6 +10,14 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: revision changed")
 	ErrClosed   = errors.New("store: closed")
+	// ErrUnavailable: the store cannot take a write or answer a read now
+	// (etcd lost its quorum, or no member answers). Retry later. Like the
+	// end of a commit's ctx, it leaves the commit's outcome unknown: a
+	// proposal already taken may land once the quorum is back.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrFenced: this process is no longer the leader its store view was
+	// made for, so its write was refused. It must stop writing.
+	ErrFenced = errors.New("store: not the leader any more")
 )
 
 // Absent, as Op.Expect, requires that the key does not exist.

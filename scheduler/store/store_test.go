@@ -21,6 +21,7 @@ func stores(t *testing.T, test func(t *testing.T, s Store)) {
 		test(t, s)
 	})
 	t.Run("memory", func(t *testing.T) { test(t, NewMemory()) })
+	t.Run("etcd", func(t *testing.T) { test(t, openEtcd(t)) })
 }
 
 func TestCommitGetList(t *testing.T) {
@@ -80,6 +81,26 @@ func TestExpectGuardsWholeCommit(t *testing.T) {
 		}
 		if _, err := s.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("v2"), Expect: rev}); err != nil {
 			t.Errorf("commit at the current revision: %v", err)
+		}
+	})
+}
+
+// Two writes of one key in a commit: the later wins, in every store (etcd
+// itself refuses duplicate keys in a transaction).
+func TestSameKeyTwiceInACommit(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		if _, err := s.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("1"), Expect: Absent}, Op{Bucket: "b", Key: "k", Value: []byte("2")}); err != nil {
+			t.Fatal(err)
+		}
+		if item, err := s.Get(ctx, "b", "k"); err != nil || string(item.Value) != "2" {
+			t.Errorf("Get = %+v, %v; want the later write, 2", item, err)
+		}
+		if _, err := s.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("3")}, Op{Bucket: "b", Key: "k"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "b", "k"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("write then delete in one commit: %v, want ErrNotFound", err)
 		}
 	})
 }
