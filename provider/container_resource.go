@@ -112,6 +112,7 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 		resp.State.RemoveResource(ctx)
 		return
 	}
+	addSkippedWarnings(&resp.Diagnostics, observed.Warnings)
 	if left, diags := req.Private.GetKey(ctx, leftoverKey); len(left) > 0 && r.data != nil {
 		r.data.leftovers.remember(state.ID.ValueString(), state.ref())
 	} else {
@@ -411,8 +412,17 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 		addContainerError(&resp.Diagnostics, fmt.Sprintf("Container %s does not fit", plan.ID.ValueString()), err)
 		return
 	}
+	addSkippedWarnings(&resp.Diagnostics, result.Warnings)
 	if result.Host != "" {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("host"), result.Host)...)
+	}
+}
+
+// addSkippedWarnings reports containers an engine skipped for malformed
+// labels: they are not counted, which the user should know and fix.
+func addSkippedWarnings(diags *diag.Diagnostics, warnings []string) {
+	for _, w := range warnings {
+		diags.AddWarning("Container with malformed Berth labels skipped", w)
 	}
 }
 

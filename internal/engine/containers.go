@@ -53,7 +53,8 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 			Health:  healthFromStatus(s.Status),
 		}
 		if err := decodeLabels(&c, s.Labels); err != nil {
-			return nil, fmt.Errorf("engine %s: container %s (%s): %w", e.name, c.Name, s.ID, err)
+			e.malformed(s.ID, c.Name, err)
+			continue
 		}
 		if s.NetworkSettings != nil {
 			c.IPAddress = firstIPAddress(s.NetworkSettings.Networks)
@@ -92,8 +93,8 @@ func firstIPAddress(networks map[string]*network.EndpointSettings) string {
 	return ""
 }
 
-// InspectContainer returns nil, nil when the container does not exist.
-// Created is exact, and MilliCPU/MemoryBytes are the limits in force, which
+// InspectContainer returns nil, nil when the container does not exist,
+// and a *MalformedError when its Berth labels do not parse. Created is exact, and MilliCPU/MemoryBytes are the limits in force, which
 // an in-place update changes while the labels stay as created.
 func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, error) {
 	resp, err := e.inspect(ctx, id)
@@ -108,17 +109,17 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	}
 	c := Container{ID: resp.ID, Image: resp.Config.Image}
 	if err := decodeLabels(&c, resp.Config.Labels); err != nil {
-		return nil, fmt.Errorf("engine %s: container %s (%s): %w", e.name, c.Name, resp.ID, err)
+		return nil, e.malformed(resp.ID, c.Name, err)
 	}
 	if c.Created, err = time.Parse(time.RFC3339Nano, resp.Created); err != nil {
 		return nil, fmt.Errorf("engine %s: container %s: created time %q: %w", e.name, resp.ID, resp.Created, err)
 	}
 	if c.Command, err = stringsLabel(resp.Config.Labels, LabelCommand); err != nil {
-		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
+		return nil, e.malformed(resp.ID, c.Name, err)
 	}
 	envKeys, err := stringsLabel(resp.Config.Labels, LabelEnvKeys)
 	if err != nil {
-		return nil, fmt.Errorf("engine %s: container %s: %w", e.name, resp.ID, err)
+		return nil, e.malformed(resp.ID, c.Name, err)
 	}
 	c.Env = berthEnv(resp.Config.Env, envKeys)
 	if c.Options, err = optionsLabel(resp.Config.Labels); err != nil {

@@ -22,6 +22,7 @@ type Engine struct {
 
 	negotiation negotiation
 	reach       reachability
+	skipped     malformedSeen
 }
 
 // ErrNameInUse is returned (wrapped) by CreateContainer when the engine

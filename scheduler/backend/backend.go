@@ -141,6 +141,9 @@ type ContainerSpec struct {
 // PlanResult is the outcome of a plan-time check.
 type PlanResult struct {
 	Host string // set only when the container is pinned
+	// Warnings name containers on the pool's engines that were skipped
+	// because their Berth labels are malformed.
+	Warnings []string
 }
 
 // ContainerRef identifies an existing container from state alone.
@@ -174,4 +177,5 @@ type ContainerState struct {
 	IPAddress     string
 	Running       bool
 	Health        string
+	Warnings      []string // as in PlanResult, for the container's engine; set by reads
 }

@@ -43,10 +43,23 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 	if err := ps.names.plan(res.ID, spec); err != nil {
 		return PlanResult{}, err
 	}
+	result := PlanResult{Warnings: b.skippedOn(ps)}
 	if spec.Host != "" {
-		return PlanResult{Host: res.Host}, nil
+		result.Host = res.Host
 	}
-	return PlanResult{}, nil
+	return result, nil
+}
+
+// skippedOn describes the containers with malformed labels that the pool's
+// engines skipped.
+func (b *Embedded) skippedOn(ps *poolState) []string {
+	var warnings []string
+	for _, h := range ps.sched.Usage() {
+		if eng, err := b.engines.Get(h.Host.Name); err == nil {
+			warnings = append(warnings, eng.Skipped()...)
+		}
+	}
+	return warnings
 }
 
 // PlanReplacement gives back the old container's reservation in this
@@ -327,6 +340,9 @@ func (b *Embedded) ReadContainer(ctx context.Context, ref ContainerRef) (*Contai
 		c.MilliCPU, c.MemoryBytes = inspected.MilliCPU, inspected.MemoryBytes
 	}
 	state := stateOf(ref.Host, c)
+	if eng, err := b.engines.Get(ref.Host); err == nil {
+		state.Warnings = eng.Skipped()
+	}
 	return &state, nil
 }
 

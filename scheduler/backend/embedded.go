@@ -178,6 +178,11 @@ func inspectAll(ctx context.Context, eng *engine.Engine, listed []engine.Contain
 		}()
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if engine.IsMalformed(err) {
+			errs[i] = nil // skipped, and the engine remembers it for a warning
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

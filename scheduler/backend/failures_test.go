@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
@@ -68,6 +71,52 @@ func TestEmbeddedBadRequestFailsThatContainerOnly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A container whose Berth labels do not parse is skipped with a warning;
+// its engine stays listable and healthy, and takes new containers.
+func TestEmbeddedSkipsContainerWithMalformedLabels(t *testing.T) {
+	env := testenv.Require(t)
+	b := newProcess(t, env)
+	spec := testPool(t, env, b, "bk-fail-labels", 4, 39100)
+	ctx := context.Background()
+	node1 := env.Engines[0]
+	api, err := client.NewClientWithOpts(client.WithHost(node1.Socket), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = api.Close() })
+	junk, err := api.ContainerCreate(ctx, &container.Config{Image: env.Image, Labels: map[string]string{
+		engine.LabelPool: spec.Name, engine.LabelName: "junk", engine.LabelCPU: "lots",
+	}}, nil, nil, nil, spec.Name+".junk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = api.ContainerRemove(ctx, junk.ID, container.RemoveOptions{Force: true}) })
+
+	fresh := newProcess(t, env) // loads the pool, junk included
+	pinned := webSpec(env, spec.Name, "web-0")
+	pinned.Host = node1.Name
+	planned, err := fresh.PlanContainer(ctx, pinned)
+	if err != nil {
+		t.Fatalf("planning onto the engine with the malformed container: %v", err)
+	}
+	wantWarning := func(what string, warnings []string) {
+		t.Helper()
+		if len(warnings) != 1 || !strings.Contains(warnings[0], "junk") || !strings.Contains(warnings[0], engine.LabelCPU) {
+			t.Errorf("%s: warnings %q, want one naming the junk container and its label", what, warnings)
+		}
+	}
+	wantWarning("plan", planned.Warnings)
+	created, err := fresh.CreateContainer(ctx, pinned)
+	if err != nil {
+		t.Fatalf("creating on the engine with the malformed container: %v", err)
+	}
+	read, err := newProcess(t, env).ReadContainer(ctx, created.Ref)
+	if err != nil || read == nil {
+		t.Fatalf("reading the new container: %v, %v", read, err)
+	}
+	wantWarning("read", read.Warnings)
 }
 
 func mustPool(t *testing.T, b *Embedded, name string) *poolState {
