@@ -126,3 +126,56 @@ func TestAccNoPerpetualDiffs(t *testing.T) {
 		})
 	})
 }
+
+// A resize planned in place that no longer fits when the saved plan is
+// applied (another workspace took the room in between) fails with the
+// reason: the action chosen at plan never changes at apply.
+func TestAccResizeThatNoLongerFitsAtApply(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pp-resize"
+	cleanupPool(t, set, pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	node1 := env.Engines[0].Name
+	config := func(memory string) string {
+		return env.ProviderHCL() +
+			accPool(pool, "spread", []accPoolHost{{Engine: node1, CPU: 1, Memory: "256MiB", PortMin: 59400}}) +
+			lcContainer("web", pool, "web", env.Image, `cpu = 0.1`, `memory = "`+memory+`"`)
+	}
+	ws := newCLIWorkspace(t, env, config("32MiB"))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	ws.write(config("128MiB"))
+	out, err := ws.run(ctx, "plan", "-out=resize.tfplan", "-no-color")
+	if err != nil || !diagnostic(`berth_container.web will be updated in-place`).MatchString(out) {
+		t.Fatalf("plan of a resize that fits is not an in-place update: %v\n%s", err, out)
+	}
+	// Another workspace takes 160MiB of node1's 256MiB: 32 + 160 fit, 128 + 160 do not.
+	eng, err := set.Get(node1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.CreateContainer(ctx, engine.ContainerSpec{
+		Pool: pool, Name: "other-workspace", ReservationID: "r-other", Image: env.Image,
+		MilliCPU: 100, MemoryBytes: 160 << 20, Restart: "no",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = ws.run(ctx, "apply", "-no-color", "resize.tfplan")
+	if err == nil {
+		t.Fatalf("apply of a resize that no longer fits succeeded:\n%s", out)
+	}
+	if diagnostic(`inconsistent final plan`).MatchString(out) {
+		t.Errorf("the apply changed the planned action:\n%s", out)
+	}
+	if !diagnostic(`cannot be resized in place any more...no longer fits on host "node1"...memory`).MatchString(out) {
+		t.Errorf("the apply does not say why the resize failed:\n%s", out)
+	}
+	if _, c, err := lcWeb(ctx, set, pool); err != nil || c == nil || c.MemoryBytes != 32<<20 {
+		t.Errorf("web after the failed resize: %+v, %v; want it unchanged at 32MiB", c, err)
+	}
+}

@@ -113,6 +113,9 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 		return
 	}
 	addSkippedWarnings(&resp.Diagnostics, observed.Warnings)
+	if r.data != nil {
+		r.data.refreshed.Store(state.ID.ValueString(), true)
+	}
 	if left, diags := req.Private.GetKey(ctx, leftoverKey); len(left) > 0 && r.data != nil {
 		r.data.leftovers.remember(state.ID.ValueString(), state.ref())
 	} else {
@@ -449,6 +452,16 @@ func (r *ContainerResource) planResize(ctx context.Context, be backend.Backend, 
 		return
 	}
 	if fits {
+		return
+	}
+	if _, planning := r.data.refreshed.Load(state.ID.ValueString()); !planning {
+		// Re-planned by the apply process (which reads nothing first), after
+		// the plan chose an in-place update: turning it into a replacement
+		// now would be an inconsistent final plan, so fail with the reason.
+		// (A plan run with -refresh=false lands here too.)
+		resp.Diagnostics.AddError(fmt.Sprintf("Container %s cannot be resized in place any more", state.ID.ValueString()),
+			fmt.Sprintf("The new size no longer fits on host %q: %s. Something else took that capacity since the plan; "+
+				"plan again (with refresh) to have the container replaced where it fits.", state.Host.ValueString(), reason))
 		return
 	}
 	for _, p := range []struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -295,6 +296,10 @@ type providerData struct {
 	backend backend.Backend
 	// leftovers seen by Read, for ModifyPlan.
 	leftovers leftoverMemo
+	// refreshed holds the ids of containers Read by this instance. A plan
+	// refreshes before it plans; the apply process re-plans without
+	// reading, and must not change the action the plan chose (planResize).
+	refreshed sync.Map
 }
 
 // providerDataFrom is the shared body of every Configure method.
