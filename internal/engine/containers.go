@@ -53,7 +53,7 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 			Health:  healthFromStatus(s.Status),
 		}
 		if err := decodeLabels(&c, s.Labels); err != nil {
-			e.malformed(s.ID, c.Name, err)
+			_ = e.malformed(s.ID, c.Name, err) // skipped; remembered for a warning
 			continue
 		}
 		if s.NetworkSettings != nil {
