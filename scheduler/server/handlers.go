@@ -65,10 +65,6 @@ func (s *Server) command(need Role, success int, recordStart bool, h handler) ht
 			replyErr(err).write(w)
 			return
 		}
-		if s.draining.Load() {
-			replyErr(apiError(api.CodeShuttingDown, "berthd is shutting down; repeat the request with the same key")).write(w)
-			return
-		}
 		key := r.Header.Get(api.HeaderIdempotencyKey)
 		if key == "" || len(key) > api.MaxIdempotencyKeyLen {
 			replyErr(apiError(api.CodeMissingIdempotencyKey, "mutating requests need an Idempotency-Key header (1 to 200 characters)")).write(w)

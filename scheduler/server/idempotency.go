@@ -42,8 +42,9 @@ type idempotency struct {
 	waitInFlight time.Duration
 	opTimeout    time.Duration
 
-	mu      sync.Mutex // guards running; never held across I/O
+	mu      sync.Mutex // guards running and closed; never held across I/O
 	running map[string]*operation
+	closed  bool           // shutting down: no new operation starts
 	ops     sync.WaitGroup // detached operations, for shutdown
 }
 
@@ -69,6 +70,10 @@ func (m *idempotency) do(ctx context.Context, call idemCall) (reply, bool) {
 			return reused(), false
 		}
 		return m.await(ctx, op, true)
+	}
+	if m.closed {
+		m.mu.Unlock()
+		return replyErr(apiError(api.CodeShuttingDown, "berthd is shutting down; repeat the request with the same key")), false
 	}
 	op := &operation{digest: call.digest, done: make(chan struct{})}
 	m.running[call.scope] = op
@@ -187,8 +192,12 @@ func (m *idempotency) expire(ctx context.Context, retention time.Duration) error
 	return err
 }
 
-// wait blocks until every detached operation has finished, or ctx ends.
-func (m *idempotency) wait(ctx context.Context) error {
+// close starts no new operation and waits until every detached one has
+// finished, or ctx ends.
+func (m *idempotency) close(ctx context.Context) error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	done := make(chan struct{})
 	go func() { m.ops.Wait(); close(done) }()
 	select {

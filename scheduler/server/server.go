@@ -46,8 +46,7 @@ type Server struct {
 
 	sweepInterval, idemRetention time.Duration
 
-	ready    atomic.Bool
-	draining atomic.Bool
+	ready atomic.Bool
 }
 
 // New returns a server that is not ready yet: Start rebuilds its ledger.
@@ -126,8 +125,7 @@ func (s *Server) sweepLoop(ctx context.Context) {
 // running ones. What does not finish stays recorded as started: its
 // repeat (same key) resumes it after a restart.
 func (s *Server) Drain(ctx context.Context) error {
-	s.draining.Store(true)
-	return s.idem.wait(ctx)
+	return s.idem.close(ctx)
 }
 
 // Handler is the HTTP API with its middleware.

@@ -73,12 +73,13 @@ func start(t *testing.T, client *http.Client, env []string, args ...string) *ber
 	listening := make(chan string, 1)
 	go func() {
 		lines := bufio.NewScanner(stderr)
+		lines.Buffer(nil, 1<<20)
 		for lines.Scan() {
 			b.mu.Lock()
 			b.log.WriteString(lines.Text() + "\n")
 			b.mu.Unlock()
 			var line struct{ Msg, URL string }
-			if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "listening" {
+			if json.Unmarshal(lines.Bytes(), &line) == nil && line.Msg == "listening" && b.url == "" {
 				listening <- line.URL
 			}
 		}
@@ -278,11 +279,26 @@ func TestServeAndRestart(t *testing.T) {
 		t.Errorf("created on %s, the lease showed %s", state.Ref.Host, lease.Host)
 	}
 
+	// SIGTERM while a create runs: the create finishes before berthd exits.
+	inFlight := make(chan answer, 1)
+	createHeld := api.CreateRequest{Spec: webSpec(env, "cmd1", "web-1"), LeaseID: held.ID, PlannedHost: held.Host}
+	go func() { inFlight <- b.do("POST", api.PathContainers, adminToken, "create-2", createHeld) }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(b.logs(), `"msg":"listening"`) || len(engineContainers(t, env, "cmd1")["web-1"]) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the create of web-1 never reached its engine: %s", b.logs())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-b.exited; err != nil {
 		t.Fatalf("berthd after SIGTERM: %v; %s", err, b.logs())
+	}
+	finished := decodeAs[backend.ContainerState](t, <-inFlight, http.StatusCreated)
+	if !finished.Running || finished.Ref.Host != held.Host {
+		t.Errorf("the create running at SIGTERM answered %+v, want it running on %s", finished.Ref, held.Host)
 	}
 	if !strings.Contains(b.logs(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop in the log: %s", b.logs())
@@ -290,15 +306,27 @@ func TestServeAndRestart(t *testing.T) {
 
 	b = start(t, http.DefaultClient, vars)
 	b.waitReady(t)
+	third := webSpec(env, "cmd1", "web-2")
+	planned := decodeAs[api.Lease](t, b.do("POST", api.PathLeases, adminToken, "lease-3", api.LeaseRequest{Spec: third}), http.StatusOK)
 	leases := decodeAs[api.LeaseList](t, b.do("GET", api.PathLeases, adminToken, "", nil), http.StatusOK)
-	if len(leases.Leases) != 1 || leases.Leases[0].ID != held.ID || leases.Leases[0].Host != held.Host || leases.Leases[0].Holder != "admin" {
-		t.Errorf("leases after restart = %+v, want %s on %s held by admin", leases.Leases, held.ID, held.Host)
+	if len(leases.Leases) != 1 || leases.Leases[0].ID != planned.ID || leases.Leases[0].Holder != "admin" {
+		t.Errorf("leases after restart = %+v, want only %s, held by admin", leases.Leases, planned.ID)
 	}
 	usage := decodeAs[backend.PoolUsage](t, b.do("GET", api.PoolUsagePath("cmd1"), adminToken, "", nil), http.StatusOK)
 	for _, h := range usage.Hosts {
-		if want := map[bool]int{true: 1}[h.Name == lease.Host]; h.Containers != want {
+		want := 0
+		for _, host := range []string{lease.Host, held.Host} {
+			if h.Name == host {
+				want++
+			}
+		}
+		if h.Containers != want {
 			t.Errorf("after restart %s holds %d containers, want %d", h.Name, h.Containers, want)
 		}
+	}
+	// The create that ran through the SIGTERM is answered from the store.
+	if again := b.do("POST", api.PathContainers, adminToken, "create-2", createHeld); !again.replay || decodeAs[backend.ContainerState](t, again, http.StatusCreated).Ref.ContainerID != finished.Ref.ContainerID {
+		t.Errorf("repeat of the create that ran through SIGTERM: %d %s, want its answer replayed", again.status, again.body)
 	}
 	// A repeat of the create from before the restart is answered from the store.
 	again := b.do("POST", api.PathContainers, adminToken, "create-1", api.CreateRequest{Spec: webSpec(env, "cmd1", "web-0"), LeaseID: lease.ID, PlannedHost: lease.Host})
