@@ -69,7 +69,7 @@
 //	GET    /healthz                          200 once the store is open and the ledger rebuilt (no auth)
 //	GET    /v1/pools                         read    PoolList (the pools this token may see)
 //	PUT    /v1/pools/{pool}                  admin   backend.PoolSpec -> backend.PoolStatus (create or update: ApplyPool)
-//	POST   /v1/pools/{pool}/plan             admin   backend.PoolSpec -> backend.PoolStatus (PlanPool)
+//	POST   /v1/pools/{pool}/plan             admin   backend.PoolSpec -> backend.PoolStatus (PlanPool: checks, remembers nothing)
 //	GET    /v1/pools/{pool}                  read    backend.PoolStatus, or 404 pool_not_found (ReadPool)
 //	DELETE /v1/pools/{pool}                  admin   204, or 409 pool_in_use (DeletePool)
 //	GET    /v1/pools/{pool}/usage            read    backend.PoolUsage (PoolUsage)

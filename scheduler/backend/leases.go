@@ -37,6 +37,17 @@ func (e *kindError) Is(target error) bool { return target == e.kind }
 // is no longer held.
 var ErrLeaseGone = errors.New("lease no longer held")
 
+// CheckPool is PlanPool for berthd: it checks that the members answer but
+// remembers nothing, since berthd's core is shared and a plan that is
+// never applied must not change what its other clients see.
+func (b *Embedded) CheckPool(ctx context.Context, spec PoolSpec) (PoolStatus, error) {
+	discovered, err := b.discover(ctx, spec)
+	if err != nil {
+		return PoolStatus{}, err
+	}
+	return PoolStatus{Spec: spec, Discovered: discovered, Scheduler: b.servedAs}, nil
+}
+
 // LoadPool loads a pool's ledger from its engines, if not loaded yet.
 func (b *Embedded) LoadPool(ctx context.Context, name string) error {
 	_, err := b.pool(ctx, name)

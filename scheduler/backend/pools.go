@@ -16,11 +16,10 @@ import (
 // PlanPool checks the members answer and remembers the planned spec for
 // containers planned next in this process.
 func (b *Embedded) PlanPool(ctx context.Context, spec PoolSpec) (PoolStatus, error) {
-	discovered, err := b.discover(ctx, spec)
+	status, err := b.CheckPool(ctx, spec)
 	if err != nil {
 		return PoolStatus{}, err
 	}
-	status := PoolStatus{Spec: spec, Discovered: discovered, Scheduler: b.servedAs}
 	b.mu.Lock()
 	b.planned[spec.Name] = status
 	b.mu.Unlock()

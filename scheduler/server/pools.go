@@ -40,7 +40,7 @@ func (s *Server) planPool(ctx context.Context, p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.be.PlanPool(ctx, spec)
+	return s.be.CheckPool(ctx, spec)
 }
 
 func (s *Server) getPool(ctx context.Context, p params) (any, error) {
