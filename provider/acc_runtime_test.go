@@ -3,10 +3,15 @@ package provider
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -226,4 +231,86 @@ func TestAccContainerRuntimeBadInput(t *testing.T) {
 		steps[i] = resource.TestStep{Config: config(c.attr), PlanOnly: true, ExpectError: diagnostic(c.want)}
 	}
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: accFactories(), Steps: steps})
+}
+
+// Published ports say where to connect: a port bound to one interface is
+// reached there, the others at the engine's address from the provider block.
+func TestAccContainerAddresses(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pr-address"
+	cleanupPool(t, set, pool)
+	node := env.Engines[0]
+	const address = "berth_container.web"
+	config := fmt.Sprintf("provider \"berth\" {\n  engines = {\n    %s = { endpoint = %q, address = \"localhost\" }\n  }\n}\n",
+		node.Name, node.Endpoint) +
+		accPool(pool, "spread", []accPoolHost{{Engine: node.Name, CPU: 1, Memory: "512MiB", PortMin: 36600}}) +
+		lcContainer("web", pool, "web", env.Image,
+			`env   = { PORT = "8080", MESSAGE = "reached" }`,
+			`ports = [{ internal = 8080, ip = "127.0.0.1" }, { internal = 9090 }]`,
+		)
+	ctx := context.Background()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: accFactories(),
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: func(s *terraform.State) error {
+					attrs := s.RootModule().Resources[address].Primary.Attributes
+					var errs []error
+					rtWant(&errs, "address", attrs["address"], "localhost")
+					rtWant(&errs, "published_ports.0.ip", attrs["published_ports.0.ip"], "127.0.0.1")
+					rtWant(&errs, "published_ports.0.address", attrs["published_ports.0.address"], "127.0.0.1:"+attrs["published_ports.0.external"])
+					rtWant(&errs, "published_ports.1.ip", attrs["published_ports.1.ip"], "")
+					rtWant(&errs, "published_ports.1.address", attrs["published_ports.1.address"], "localhost:"+attrs["published_ports.1.external"])
+					c, err := rtInspect(ctx, t, s, address)
+					if err != nil {
+						return err
+					}
+					for port, ip := range map[string]string{"8080/tcp": "127.0.0.1", "9090/tcp": ""} {
+						bindings := c.HostConfig.PortBindings[nat.Port(port)]
+						if len(bindings) != 1 || bindings[0].HostIP != ip {
+							errs = append(errs, fmt.Errorf("port %s bound as %+v, want host IP %q", port, bindings, ip))
+						}
+					}
+					if body, err := httpGet(ctx, "http://"+attrs["published_ports.0.address"]+"/"); err != nil || !strings.Contains(body, "message=reached") {
+						errs = append(errs, fmt.Errorf("GET published_ports.0.address: %q, %w", body, err))
+					}
+					if len(errs) > 0 {
+						return fmt.Errorf("%v", errs)
+					}
+					return nil
+				},
+			},
+			{
+				Config:                  config,
+				ResourceName:            address,
+				ImportState:             true,
+				ImportStateId:           pool + "/web",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts", "ports.0.external", "ports.1.external"},
+			},
+		},
+	})
+}
+
+// httpGet fetches url, within a few seconds, and returns the body.
+func httpGet(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(body), err
 }

@@ -2,6 +2,9 @@ package provider
 
 import (
 	"context"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
@@ -59,15 +62,26 @@ type ContainerResourceModel struct {
 	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 	ContainerID    types.String   `tfsdk:"container_id"`
 	IPAddress      types.String   `tfsdk:"ip_address"`
-	PublishedPorts types.List     `tfsdk:"published_ports"` // of portModel
+	Address        types.String   `tfsdk:"address"`
+	PublishedPorts types.List     `tfsdk:"published_ports"` // of publishedPortModel
 	ReservationID  types.String   `tfsdk:"reservation_id"`
 }
 
-// portModel is one entry of ports and published_ports.
+// portModel is one entry of ports.
 type portModel struct {
 	Internal types.Int64  `tfsdk:"internal"`
 	External types.Int64  `tfsdk:"external"`
 	Protocol types.String `tfsdk:"protocol"`
+	IP       types.String `tfsdk:"ip"`
+}
+
+// publishedPortModel is one entry of published_ports.
+type publishedPortModel struct {
+	Internal types.Int64  `tfsdk:"internal"`
+	External types.Int64  `tfsdk:"external"`
+	Protocol types.String `tfsdk:"protocol"`
+	IP       types.String `tfsdk:"ip"`
+	Address  types.String `tfsdk:"address"`
 }
 
 type healthcheckModel struct {
@@ -85,12 +99,19 @@ type registryAuthModel struct {
 }
 
 var (
-	portAttrTypes = map[string]attr.Type{
+	portObjectType = types.ObjectType{AttrTypes: map[string]attr.Type{
 		"internal": types.Int64Type,
 		"external": types.Int64Type,
 		"protocol": types.StringType,
-	}
-	portObjectType    = types.ObjectType{AttrTypes: portAttrTypes}
+		"ip":       types.StringType,
+	}}
+	publishedPortObjectType = types.ObjectType{AttrTypes: map[string]attr.Type{
+		"internal": types.Int64Type,
+		"external": types.Int64Type,
+		"protocol": types.StringType,
+		"ip":       types.StringType,
+		"address":  types.StringType,
+	}}
 	timeoutsAttrTypes = map[string]attr.Type{"create": types.StringType, "update": types.StringType, "delete": types.StringType}
 	healthcheckTypes  = map[string]attr.Type{"test": types.ListType{ElemType: types.StringType}, "interval": types.StringType, "timeout": types.StringType, "start_period": types.StringType, "retries": types.Int64Type}
 	registryAuthTypes = map[string]attr.Type{"server_address": types.StringType, "username": types.StringType, "password": types.StringType}
@@ -226,6 +247,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 			Internal: int(p.Internal.ValueInt64()),
 			External: int(p.External.ValueInt64()),
 			Protocol: p.Protocol.ValueString(),
+			IP:       p.IP.ValueString(),
 		})
 	}
 	if !m.Healthcheck.IsNull() {
@@ -254,7 +276,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 
 // observe records what the backend saw: placement, identity, network and
 // the actual size (keeping the model's spelling when it means the same).
-func (m *ContainerResourceModel) observe(c backend.ContainerState) diag.Diagnostics {
+func (m *ContainerResourceModel) observe(ctx context.Context, c backend.ContainerState) diag.Diagnostics {
 	m.ID = types.StringValue(c.Ref.Pool + "/" + c.Ref.Name)
 	m.Host = types.StringValue(c.Ref.Host)
 	m.ContainerID = types.StringValue(c.Ref.ContainerID)
@@ -263,21 +285,29 @@ func (m *ContainerResourceModel) observe(c backend.ContainerState) diag.Diagnost
 	m.Running = types.BoolValue(c.Running)
 	m.CPU = cpuValue(m.CPU, c.Resources.MilliCPU)
 	m.Memory = memoryValue(m.Memory, c.Resources.MemoryBytes)
-	published := make([]attr.Value, 0, len(c.Ports))
-	var diags diag.Diagnostics
-	for _, p := range c.Ports {
-		obj, d := types.ObjectValue(portAttrTypes, map[string]attr.Value{
-			"internal": types.Int64Value(int64(p.Internal)),
-			"external": types.Int64Value(int64(p.External)),
-			"protocol": types.StringValue(p.Protocol),
-		})
-		diags.Append(d...)
-		published = append(published, obj)
+	m.Address = types.StringValue(c.Address)
+	published := make([]publishedPortModel, len(c.Ports))
+	for i, p := range c.Ports {
+		published[i] = publishedPortModel{
+			Internal: types.Int64Value(int64(p.Internal)),
+			External: types.Int64Value(int64(p.External)),
+			Protocol: types.StringValue(p.Protocol),
+			IP:       optionalString(p.IP),
+			Address:  types.StringValue(net.JoinHostPort(reachedAt(p.IP, c.Address), strconv.Itoa(p.External))),
+		}
 	}
-	ports, d := types.ListValue(portObjectType, published)
-	diags.Append(d...)
-	m.PublishedPorts = ports
+	var diags diag.Diagnostics
+	m.PublishedPorts = listOf(ctx, publishedPortObjectType, published, &diags)
 	return diags
+}
+
+// reachedAt is where a port bound to ip is reached: that interface when it
+// is a specific one, else the engine's address.
+func reachedAt(ip, engineAddress string) string {
+	if addr, err := netip.ParseAddr(ip); err == nil && !addr.IsUnspecified() {
+		return ip
+	}
+	return engineAddress
 }
 
 // importedModel rebuilds a whole state from a found container. The port
@@ -336,9 +366,18 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		m.StopTimeout = types.StringValue(c.StopTimeout.String())
 	}
 	diags.Append(m.importRuntime(ctx, c)...)
-	diags.Append(m.observe(c)...)
+	diags.Append(m.observe(ctx, c)...)
 	if len(c.Ports) > 0 {
-		m.Ports = m.PublishedPorts
+		ports := make([]portModel, len(c.Ports))
+		for i, p := range c.Ports {
+			ports[i] = portModel{
+				Internal: types.Int64Value(int64(p.Internal)),
+				External: types.Int64Value(int64(p.External)),
+				Protocol: types.StringValue(p.Protocol),
+				IP:       optionalString(p.IP),
+			}
+		}
+		m.Ports = listOf(ctx, portObjectType, ports, &diags)
 	}
 	return m, diags
 }

@@ -80,13 +80,13 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 			// Left on an engine that stopped answering: tracked, tainted by
 			// Terraform, replaced by the next apply; never leaked.
 			resp.Diagnostics.Append(resp.Private.SetKey(ctx, leftoverKey, []byte("true"))...)
-			resp.Diagnostics.Append(plan.observe(created)...)
+			resp.Diagnostics.Append(plan.observe(ctx, created)...)
 			resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 		}
 		return
 	}
 	wantRunning := plan.Running.ValueBool()
-	resp.Diagnostics.Append(plan.observe(created)...)
+	resp.Diagnostics.Append(plan.observe(ctx, created)...)
 	if !wantRunning {
 		// Created, started once (so a broken image fails the create), then
 		// stopped as configured.
@@ -121,7 +121,7 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	} else {
 		resp.Diagnostics.Append(diags...)
 	}
-	resp.Diagnostics.Append(state.observe(*observed)...)
+	resp.Diagnostics.Append(state.observe(ctx, *observed)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
 

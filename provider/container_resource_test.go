@@ -164,6 +164,8 @@ resource "berth_container" "web" {
 							"internal": knownvalue.Int64Exact(80),
 							"external": knownvalue.Int64Exact(30010),
 							"protocol": knownvalue.StringExact("tcp"),
+							"ip":       knownvalue.Null(),
+							"address":  knownvalue.StringExact("10.0.0.1:30010"),
 						}),
 					})),
 				},

@@ -30,6 +30,15 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				"internal": schema.Int64Attribute{MarkdownDescription: "Port inside the container.", Computed: true},
 				"external": schema.Int64Attribute{MarkdownDescription: "Host port it is published on.", Computed: true},
 				"protocol": schema.StringAttribute{MarkdownDescription: "`tcp` or `udp`.", Computed: true},
+				"ip": schema.StringAttribute{
+					MarkdownDescription: "Host interface the port is bound to; null when bound to all of them.",
+					Computed:            true,
+				},
+				"address": schema.StringAttribute{
+					MarkdownDescription: "Where to connect: `HOST:PORT`, with the bound interface when `ip` is " +
+						"a specific one, else the engine's `address` (provider block).",
+					Computed: true,
+				},
 			}
 		}
 		return map[string]schema.Attribute{
@@ -52,6 +61,12 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Computed:            true,
 				Default:             stringdefault.StaticString("tcp"),
 				Validators:          []validator.String{stringvalidator.OneOf("tcp", "udp")},
+			},
+			"ip": schema.StringAttribute{
+				MarkdownDescription: "Host interface to bind, e.g. `\"127.0.0.1\"` to keep the port local to the " +
+					"host. Unset (the default) binds every interface, as Docker's `0.0.0.0` and `::` do.",
+				Optional:   true,
+				Validators: []validator.String{ipAddressValidator()},
 			},
 		}
 	}
@@ -264,11 +279,18 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Computed:            true,
 				PlanModifiers:       keepStableString,
 			},
+			"address": schema.StringAttribute{
+				MarkdownDescription: "Where the container's published ports are reached: its engine's `address` " +
+					"(provider block).",
+				Computed:      true,
+				PlanModifiers: keepStableString,
+			},
 			"published_ports": schema.ListNestedAttribute{
-				MarkdownDescription: "Ports as published, with the host ports Berth picked for `external = 0`.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
-				NestedObject:        schema.NestedAttributeObject{Attributes: portAttributes(true)},
+				MarkdownDescription: "Ports as published, with the host ports Berth picked for `external = 0` " +
+					"and the `address` to connect to.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				NestedObject:  schema.NestedAttributeObject{Attributes: portAttributes(true)},
 			},
 			"reservation_id": schema.StringAttribute{
 				MarkdownDescription: "ID of the capacity reservation that holds the container's place.",
@@ -331,7 +353,7 @@ func portsSatisfiedBy(want, have []portModel) bool {
 	}
 	for i, w := range want {
 		h := have[i]
-		if !w.Internal.Equal(h.Internal) || !w.Protocol.Equal(h.Protocol) ||
+		if !w.Internal.Equal(h.Internal) || !w.Protocol.Equal(h.Protocol) || !w.IP.Equal(h.IP) ||
 			(!w.External.Equal(h.External) && w.External.ValueInt64() != 0) {
 			return false
 		}

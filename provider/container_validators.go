@@ -111,6 +111,19 @@ func ipAddressValidator() validator.String {
 	}
 }
 
+func domainOrIPValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid address",
+		hint:    `Use a host name or an IP address, e.g. "10.0.0.11" or "node1.internal".`,
+		check: func(s string) error {
+			if _, err := netip.ParseAddr(s); err == nil || hostnameRegexp.MatchString(s) {
+				return nil
+			}
+			return fmt.Errorf("%q is neither a host name nor an IP address", s)
+		},
+	}
+}
+
 func domainValidator() validator.String {
 	return stringvalidator.RegexMatches(hostnameRegexp, `must be a domain name such as "svc.internal"`)
 }

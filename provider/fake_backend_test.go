@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,6 +228,7 @@ func (b *fakeBackend) CreateContainer(_ context.Context, spec backend.ContainerS
 		Command:       spec.Command,
 		Env:           spec.Env,
 		IPAddress:     fmt.Sprintf("172.17.0.%d", b.engines.nextID+1),
+		Address:       "10.0.0." + strings.TrimPrefix(host, "node"),
 		Running:       true,
 	}
 	for i, p := range spec.Ports {

@@ -58,6 +58,7 @@ type BerthProviderModel struct {
 // engineModel is one entry of engines.
 type engineModel struct {
 	Endpoint types.String `tfsdk:"endpoint"`
+	Address  types.String `tfsdk:"address"`
 	TLS      types.Object `tfsdk:"tls"`
 }
 
@@ -123,6 +124,14 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 								"`tcp://HOST:PORT` (TLS when `tls` is set) or `ssh://USER@HOST`.",
 							Required:   true,
 							Validators: []validator.String{endpointValidator()},
+						},
+						"address": schema.StringAttribute{
+							MarkdownDescription: "Where the engine's published ports are reached, a host name or IP " +
+								"address, e.g. `10.0.0.11`. Containers report it as `address` and in " +
+								"`published_ports`. Defaults to the endpoint's host, and to `127.0.0.1` for a " +
+								"`unix://` socket.",
+							Optional:   true,
+							Validators: []validator.String{domainOrIPValidator()},
 						},
 						"tls": schema.SingleNestedAttribute{
 							MarkdownDescription: "TLS material for a `tcp://` endpoint. The engine's certificate " +
@@ -256,11 +265,11 @@ func engineConfigs(ctx context.Context, engines map[string]engineModel) ([]engin
 	known := true
 	for _, name := range names {
 		e := engines[name]
-		if e.Endpoint.IsUnknown() || e.TLS.IsUnknown() {
+		if e.Endpoint.IsUnknown() || e.Address.IsUnknown() || e.TLS.IsUnknown() {
 			known = false
 			continue
 		}
-		cfg := engine.Config{Name: name, Endpoint: e.Endpoint.ValueString()}
+		cfg := engine.Config{Name: name, Endpoint: e.Endpoint.ValueString(), Address: e.Address.ValueString()}
 		if !e.TLS.IsNull() {
 			var tls engineTLSModel
 			diags.Append(e.TLS.As(ctx, &tls, basetypes.ObjectAsOptions{})...)

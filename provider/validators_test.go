@@ -24,10 +24,11 @@ func portList(t *testing.T, ports ...portArgs) types.List {
 		if p.protocol != "" {
 			protocol = types.StringValue(p.protocol)
 		}
-		obj, diags := types.ObjectValue(portAttrTypes, map[string]attr.Value{
+		obj, diags := types.ObjectValue(portObjectType.AttrTypes, map[string]attr.Value{
 			"internal": types.Int64Value(p.internal),
 			"external": types.Int64Value(p.external),
 			"protocol": protocol,
+			"ip":       types.StringNull(),
 		})
 		if diags.HasError() {
 			t.Fatal(diags)

@@ -345,7 +345,7 @@ func portMaps(ports []PortBinding) (nat.PortSet, nat.PortMap, error) {
 			return nil, nil, fmt.Errorf("port %d/%s: %w", p.Internal, proto, err)
 		}
 		exposed[port] = struct{}{}
-		bindings[port] = append(bindings[port], nat.PortBinding{HostPort: strconv.Itoa(p.External)})
+		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: p.IP, HostPort: strconv.Itoa(p.External)})
 	}
 	return exposed, bindings, nil
 }

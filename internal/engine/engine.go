@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -15,6 +16,7 @@ import (
 type Engine struct {
 	name     string
 	endpoint string
+	address  string
 	api      *client.Client
 	dialer   *dialer
 	pull     retryPolicy
@@ -39,6 +41,23 @@ func (e *Engine) Name() string { return e.name }
 
 // Endpoint is the engine's address as configured.
 func (e *Engine) Endpoint() string { return e.endpoint }
+
+// Address is where the engine's published ports are reached.
+func (e *Engine) Address() string { return e.address }
+
+// reachAddress is the configured address, else the endpoint's host: a
+// local socket's ports are reached on the loopback address, a tcp:// or
+// ssh:// engine's on the host the endpoint names.
+func reachAddress(cfg Config) string {
+	if cfg.Address != "" {
+		return cfg.Address
+	}
+	u, err := url.Parse(cfg.Endpoint)
+	if err != nil || u.Scheme == "unix" || u.Hostname() == "" {
+		return "127.0.0.1"
+	}
+	return u.Hostname()
+}
 
 // Info asks the engine about itself; this is also the reachability check.
 func (e *Engine) Info(ctx context.Context) (Info, error) {

@@ -31,7 +31,9 @@ const (
 )
 
 // FormatPorts renders bindings as "internal:external/protocol" joined by
-// commas, e.g. "8080:30001/tcp,53:30002/udp". An empty protocol means tcp.
+// commas, e.g. "8080:30001/tcp,53:30002/udp", with "@ip" after a binding
+// to one host interface ("80:30003/tcp@127.0.0.1"). An empty protocol
+// means tcp.
 func FormatPorts(ports []PortBinding) string {
 	parts := make([]string, len(ports))
 	for i, p := range ports {
@@ -40,6 +42,9 @@ func FormatPorts(ports []PortBinding) string {
 			proto = "tcp"
 		}
 		parts[i] = fmt.Sprintf("%d:%d/%s", p.Internal, p.External, proto)
+		if p.IP != "" {
+			parts[i] += "@" + p.IP
+		}
 	}
 	return strings.Join(parts, ",")
 }
@@ -62,6 +67,13 @@ func ParsePorts(s string) ([]PortBinding, error) {
 }
 
 func parsePort(entry string) (PortBinding, error) {
+	entry, ip, _ := strings.Cut(entry, "@")
+	p, err := parseMapping(entry)
+	p.IP = ip
+	return p, err
+}
+
+func parseMapping(entry string) (PortBinding, error) {
 	mapping, proto, found := strings.Cut(entry, "/")
 	if !found {
 		proto = "tcp"

@@ -8,13 +8,14 @@ import (
 
 func TestPortsLabelRoundTrip(t *testing.T) {
 	cases := map[string][]PortBinding{
-		"":                            nil,
-		"8080:30001/tcp":              {{Internal: 8080, External: 30001, Protocol: "tcp"}},
-		"8080:30001/tcp,53:30002/udp": {{Internal: 8080, External: 30001, Protocol: "tcp"}, {Internal: 53, External: 30002, Protocol: "udp"}},
-		"9:0/sctp,65535:65535/tcp":    {{Internal: 9, External: 0, Protocol: "sctp"}, {Internal: 65535, External: 65535, Protocol: "tcp"}},
-		"80:8080/tcp,80:8081/tcp":     {{Internal: 80, External: 8080, Protocol: "tcp"}, {Internal: 80, External: 8081, Protocol: "tcp"}},
-		"443:30443/tcp,443:30443/udp": {{Internal: 443, External: 30443, Protocol: "tcp"}, {Internal: 443, External: 30443, Protocol: "udp"}},
-		"1:1/tcp,2:2/tcp,3:3/tcp":     {{Internal: 1, External: 1, Protocol: "tcp"}, {Internal: 2, External: 2, Protocol: "tcp"}, {Internal: 3, External: 3, Protocol: "tcp"}},
+		"":                                     nil,
+		"8080:30001/tcp":                       {{Internal: 8080, External: 30001, Protocol: "tcp"}},
+		"8080:30001/tcp,53:30002/udp":          {{Internal: 8080, External: 30001, Protocol: "tcp"}, {Internal: 53, External: 30002, Protocol: "udp"}},
+		"9:0/sctp,65535:65535/tcp":             {{Internal: 9, External: 0, Protocol: "sctp"}, {Internal: 65535, External: 65535, Protocol: "tcp"}},
+		"80:8080/tcp,80:8081/tcp":              {{Internal: 80, External: 8080, Protocol: "tcp"}, {Internal: 80, External: 8081, Protocol: "tcp"}},
+		"443:30443/tcp,443:30443/udp":          {{Internal: 443, External: 30443, Protocol: "tcp"}, {Internal: 443, External: 30443, Protocol: "udp"}},
+		"1:1/tcp,2:2/tcp,3:3/tcp":              {{Internal: 1, External: 1, Protocol: "tcp"}, {Internal: 2, External: 2, Protocol: "tcp"}, {Internal: 3, External: 3, Protocol: "tcp"}},
+		"80:30003/tcp@127.0.0.1,53:53/udp@::1": {{Internal: 80, External: 30003, Protocol: "tcp", IP: "127.0.0.1"}, {Internal: 53, External: 53, Protocol: "udp", IP: "::1"}},
 	}
 	for text, ports := range cases {
 		if got := FormatPorts(ports); got != text {
@@ -166,5 +167,21 @@ func TestOptionsLabelRoundTrip(t *testing.T) {
 	}
 	if _, err := optionsLabel(map[string]string{LabelOptions: "{"}); err == nil {
 		t.Error("a malformed options label was accepted")
+	}
+}
+
+func TestReachAddress(t *testing.T) {
+	for endpoint, want := range map[string]string{
+		"unix:///var/run/docker.sock": "127.0.0.1",
+		"tcp://10.0.0.12:2376":        "10.0.0.12",
+		"tcp://[fd00::12]:2376":       "fd00::12",
+		"ssh://ops@node3.internal":    "node3.internal",
+	} {
+		if got := reachAddress(Config{Endpoint: endpoint}); got != want {
+			t.Errorf("address of %s = %q, want %q", endpoint, got, want)
+		}
+	}
+	if got := reachAddress(Config{Endpoint: "tcp://10.0.0.12:2376", Address: "203.0.113.7"}); got != "203.0.113.7" {
+		t.Errorf("configured address ignored: %q", got)
 	}
 }

@@ -101,7 +101,7 @@ func newEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{name: cfg.Name, endpoint: cfg.Endpoint, api: api, dialer: d, pull: defaultPullRetry(), timeout: timeout}, nil
+	return &Engine{name: cfg.Name, endpoint: cfg.Endpoint, address: reachAddress(cfg), api: api, dialer: d, pull: defaultPullRetry(), timeout: timeout}, nil
 }
 
 func parseEndpoint(cfg Config) (*url.URL, error) {

@@ -6,6 +6,7 @@ import "time"
 type Config struct {
 	Name     string
 	Endpoint string     // unix://, tcp:// or ssh://
+	Address  string     // where published ports are reached; "" derives it from Endpoint
 	TLS      *TLSConfig // only for tcp://; verified against CAPEM
 	// Timeout bounds each request to the engine; zero means DefaultTimeout.
 	Timeout time.Duration
@@ -31,6 +32,7 @@ type PortBinding struct {
 	Internal int
 	External int
 	Protocol string
+	IP       string // host interface bound; "" binds all of them
 }
 
 // Healthcheck mirrors Docker's HEALTHCHECK options.

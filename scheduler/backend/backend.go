@@ -115,6 +115,7 @@ type PortSpec struct {
 	Internal int
 	External int
 	Protocol string
+	IP       string // host interface to bind; "" binds all of them
 }
 
 // ContainerSpec is berth_container's configuration.
@@ -178,4 +179,5 @@ type ContainerState struct {
 	Running       bool
 	Health        string
 	Warnings      []string // as in PlanResult, for the container's engine; set by reads
+	Address       string   // where the host's published ports are reached (the engine's address)
 }

@@ -240,7 +240,7 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	} else if !fits {
 		return ContainerState{}, errYieldedLate
 	}
-	state := stateOf(res.Host, *observed)
+	state := stateOf(eng, *observed)
 	state.ReservationID = res.ID
 	return state, nil
 }
@@ -327,22 +327,20 @@ func (b *Embedded) ReadContainer(ctx context.Context, ref ContainerRef) (*Contai
 	if !ok {
 		return nil, nil
 	}
+	eng, err := b.engines.Get(ref.Host)
+	if err != nil {
+		return nil, err
+	}
 	if c.MilliCPU != ref.Resources.MilliCPU || c.MemoryBytes != ref.Resources.MemoryBytes {
 		// Resized in place since creation: the labels are stale, the limits are not.
-		eng, err := b.engines.Get(ref.Host)
-		if err != nil {
-			return nil, err
-		}
 		inspected, err := eng.InspectContainer(ctx, c.ID)
 		if err != nil || inspected == nil {
 			return nil, err
 		}
 		c.MilliCPU, c.MemoryBytes = inspected.MilliCPU, inspected.MemoryBytes
 	}
-	state := stateOf(ref.Host, c)
-	if eng, err := b.engines.Get(ref.Host); err == nil {
-		state.Warnings = eng.Skipped()
-	}
+	state := stateOf(eng, c)
+	state.Warnings = eng.Skipped()
 	return &state, nil
 }
 
@@ -462,7 +460,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 			if err != nil || inspected == nil {
 				return nil, err
 			}
-			state := stateOf(host, *inspected)
+			state := stateOf(eng, *inspected)
 			state.Command, state.Env, state.Healthcheck = inspected.Command, inspected.Env, inspected.Healthcheck
 			state.StopTimeout, state.Options = inspected.StopTimeout, inspected.Options
 			return &state, nil
@@ -487,7 +485,7 @@ func (b *Embedded) reservationOf(ctx context.Context, ref ContainerRef) (*poolSt
 func schedulerRequest(spec ContainerSpec) scheduler.Request {
 	ports := make([]scheduler.PortRequest, len(spec.Ports))
 	for i, p := range spec.Ports {
-		ports[i] = scheduler.PortRequest(p)
+		ports[i] = scheduler.PortRequest{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
 	}
 	return scheduler.Request{
 		Key:         containerKey(spec.Pool, spec.Name),
@@ -502,9 +500,13 @@ func schedulerRequest(spec ContainerSpec) scheduler.Request {
 }
 
 func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerSpec {
+	// Bindings come in the order of the request, which has the interfaces.
 	ports := make([]engine.PortBinding, len(res.Ports))
 	for i, p := range res.Ports {
-		ports[i] = engine.PortBinding(p)
+		ports[i] = engine.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
+		if i < len(spec.Ports) {
+			ports[i].IP = spec.Ports[i].IP
+		}
 	}
 	return engine.ContainerSpec{
 		Pool:          spec.Pool,
@@ -527,8 +529,12 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 	}
 }
 
-func stateOf(host string, c engine.Container) ContainerState {
+// stateOf describes a container of eng, with the address its published
+// ports are reached at.
+func stateOf(eng *engine.Engine, c engine.Container) ContainerState {
+	host := eng.Name()
 	return ContainerState{
+		Address: eng.Address(),
 		Ref: ContainerRef{
 			Pool: c.Pool, Name: c.Name, Host: host, ContainerID: c.ID,
 			Resources: Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},

@@ -170,7 +170,7 @@ func (b *Embedded) adopt(ctx context.Context, spec ContainerSpec, res scheduler.
 			return ContainerState{}, err
 		}
 	}
-	state := stateOf(res.Host, *observed)
+	state := stateOf(eng, *observed)
 	state.ReservationID = res.ID
 	return state, nil
 }

@@ -104,7 +104,7 @@ func (l *leases) entryFor(res scheduler.Reservation, pool, holder, fingerprint s
 	}
 	ports := make([]engine.PortBinding, len(res.Ports))
 	for i, p := range res.Ports {
-		ports[i] = engine.PortBinding(p)
+		ports[i] = engine.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
 	}
 	e := &leaseEntry{rec: leaseRecord{
 		Lease: api.Lease{
@@ -404,7 +404,7 @@ func (l *leases) restore(ctx context.Context) error {
 		}
 		ports := make([]scheduler.PortBinding, len(rec.Ports))
 		for i, p := range rec.Ports {
-			ports[i] = scheduler.PortBinding(p)
+			ports[i] = scheduler.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
 		}
 		res, err := l.be.RestoreLease(ctx, rec.Pool, scheduler.Reservation{
 			ID: rec.ID, Key: rec.Key, Name: rec.Name, Host: rec.Host,
