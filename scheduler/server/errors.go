@@ -11,6 +11,7 @@ import (
 	"github.com/berthsh/terraform-provider-berth/scheduler"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/store"
 )
 
 // statusOf is the HTTP status of each stable error code.
@@ -66,6 +67,10 @@ func errorOf(err error) (int, *api.Error) {
 		e = apiError(api.CodeLeaseExpired, err.Error()+": run terraform plan again")
 	case errors.Is(err, scheduler.ErrUnknownHost):
 		e = apiError(api.CodeBadRequest, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		e = apiError(api.CodeNotReady, "berthd's store is unavailable, nothing was done: "+err.Error())
+	case errors.Is(err, store.ErrFenced):
+		e = apiError(api.CodeNotReady, "this berthd lost the leadership, nothing more is written through it: "+err.Error()+"; retry (through another replica)")
 	default:
 		e = apiError(api.CodeBackend, err.Error())
 	}

@@ -110,6 +110,9 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// Prefix is what every key of this store starts with.
+func (e *Etcd) Prefix() string { return e.prefix }
+
 // Client is the etcd client, for leader election over the same connection.
 func (e *Etcd) Client() *clientv3.Client { return e.client }
 

@@ -246,6 +246,26 @@ func engineContainers(t *testing.T, env *testenv.Env, pool string) map[string][]
 	return out
 }
 
+// oneEach checks that each of the pool's containers w0..w(n-1) is on
+// exactly one engine, and nothing else is, and counts them per engine.
+func oneEach(t *testing.T, env *testenv.Env, pool string, n int) map[string]int {
+	t.Helper()
+	onEngines := engineContainers(t, env, pool)
+	perHost := map[string]int{}
+	for i := range n {
+		hosts := onEngines[fmt.Sprintf("w%d", i)]
+		if len(hosts) != 1 {
+			t.Errorf("w%d is on %v, want exactly one engine", i, hosts)
+			continue
+		}
+		perHost[hosts[0]]++
+	}
+	if len(onEngines) != n {
+		t.Errorf("%d container names of pool %s on the engines, want %d", len(onEngines), pool, n)
+	}
+	return perHost
+}
+
 func sha(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -361,36 +381,7 @@ func TestKill9DuringCreates(t *testing.T) {
 		return b.do("POST", api.PathContainers, adminToken, fmt.Sprintf("create-%d", i), api.CreateRequest{
 			Spec: webSpec(env, "cmd2", fmt.Sprintf("w%d", i)), LeaseID: leases[i].ID, PlannedHost: leases[i].Host})
 	}
-	acked := make([]answer, n)
-	var wg sync.WaitGroup
-	var ackMu sync.Mutex
-	firstAck := make(chan struct{})
-	var once sync.Once
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := create(b, i)
-			ackMu.Lock()
-			acked[i] = a
-			ackMu.Unlock()
-			if a.status == http.StatusCreated {
-				once.Do(func() { close(firstAck) })
-			}
-		}()
-	}
-	select {
-	case <-firstAck:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("no create finished: %s", b.logs())
-	}
-	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-b.exited; err == nil {
-		t.Fatal("berthd exited cleanly after SIGKILL")
-	}
-	wg.Wait()
+	acked := killDuringCreates(t, b, n, func(i int) answer { return create(b, i) })
 
 	b = start(t, http.DefaultClient, nil, args...)
 	b.waitReady(t)
@@ -411,16 +402,7 @@ func TestKill9DuringCreates(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d creates acknowledged before the kill", ackedCount, n)
-	onEngines := engineContainers(t, env, "cmd2")
-	perHost := map[string]int{}
-	for i := range n {
-		hosts := onEngines[fmt.Sprintf("w%d", i)]
-		if len(hosts) != 1 {
-			t.Errorf("w%d is on %v, want exactly one engine", i, hosts)
-			continue
-		}
-		perHost[hosts[0]]++
-	}
+	perHost := oneEach(t, env, "cmd2", n)
 	usage := decodeAs[backend.PoolUsage](t, b.do("GET", api.PoolUsagePath("cmd2"), adminToken, "", nil), http.StatusOK)
 	for _, h := range usage.Hosts {
 		if h.Containers != perHost[h.Name] || h.Reserved.MilliCPU != int64(perHost[h.Name])*250 {
@@ -432,6 +414,39 @@ func TestKill9DuringCreates(t *testing.T) {
 	}
 }
 
+// killDuringCreates runs n creates at once, kills b with SIGKILL as soon
+// as one is acknowledged, and returns every answer once all are back.
+func killDuringCreates(t *testing.T, b *berthd, n int, create func(i int) answer) []answer {
+	t.Helper()
+	acked := make([]answer, n)
+	var wg sync.WaitGroup
+	firstAck := make(chan struct{})
+	var once sync.Once
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acked[i] = create(i)
+			if acked[i].status == http.StatusCreated {
+				once.Do(func() { close(firstAck) })
+			}
+		}()
+	}
+	select {
+	case <-firstAck:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no create finished: %s", b.logs())
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-b.exited; err == nil {
+		t.Fatal("berthd exited cleanly after SIGKILL")
+	}
+	wg.Wait()
+	return acked
+}
+
 func TestFlagErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -440,6 +455,9 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"serve", "--engines", "e.json"}, "--data-dir"},
 		{[]string{"serve", "--data-dir", "d"}, "--engines"},
 		{[]string{"serve", "--data-dir", "d", "--engines", "e", "--tls-cert", "c"}, "go together"},
+		{[]string{"serve", "--store", "etcd", "--engines", "e"}, "--etcd-endpoints"},
+		{[]string{"serve", "--store", "zk", "--engines", "e"}, "want bolt or etcd"},
+		{[]string{"serve", "--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--leader-ttl", "1s", "--engines", "e"}, "minimum"},
 		{[]string{"run"}, "usage"},
 	} {
 		out, err := exec.Command(binary, c.args...).CombinedOutput()

@@ -28,7 +28,7 @@ const shutdownGrace = 2 * time.Minute
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage: berthd serve --listen ADDR --data-dir DIR --engines engines.json [--tokens tokens.json] [--tls-cert F --tls-key F [--client-ca F]]")
+		fmt.Fprintln(os.Stderr, "usage: berthd serve --listen ADDR (--data-dir DIR | --store etcd --etcd-endpoints URL,...) --engines engines.json [--tokens tokens.json] [--tls-cert F --tls-key F [--client-ca F]]")
 		os.Exit(2)
 	}
 	cfg, err := parseFlags(os.Args[2:])
@@ -49,6 +49,7 @@ type config struct {
 	listen, dataDir, engines, tokens string
 	tlsCert, tlsKey, clientCA, url   string
 	logLevel                         slog.Level
+	etcd                             etcdFlags
 }
 
 // parseFlags reads the flags, each also from BERTHD_<NAME>.
@@ -64,6 +65,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.clientCA, "client-ca", "", "require client certificates signed by this CA (PEM)")
 	fs.StringVar(&cfg.url, "url", "", "the URL clients reach berthd at, written into its pools' records (default: from --listen)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	cfg.etcd.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -82,6 +84,8 @@ func parseFlags(args []string) (config, error) {
 		}
 	})
 	switch {
+	case cfg.etcd.store != "bolt":
+		errs = append(errs, cfg.etcd.check())
 	case cfg.dataDir == "":
 		errs = append(errs, errors.New("--data-dir (or BERTHD_DATA_DIR) is required"))
 	case cfg.engines == "":
@@ -108,11 +112,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer engines.Close()
-	st, err := store.OpenBolt(cfg.dataDir, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	tlsConfig, err := serverTLS(cfg)
 	if err != nil {
 		return err
@@ -129,15 +128,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		url = scheme + "://" + listener.Addr().String()
 	}
-	srv, err := server.New(server.Config{
-		Backend: backend.NewEmbedded(engines).ServeAs(url),
-		Store:   st,
-		Tokens:  tokens,
-		Logger:  log,
-	})
+	newServer := func(st store.Store) (*server.Server, error) {
+		return server.New(server.Config{
+			Backend: backend.NewEmbedded(engines).ServeAs(url),
+			Store:   st,
+			Tokens:  tokens,
+			Logger:  log,
+		})
+	}
+	srv, err := openServer(cfg, log, url, newServer)
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	httpServer := &http.Server{
 		Handler:           srv.Handler(),
 		TLSConfig:         tlsConfig,
