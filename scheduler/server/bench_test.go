@@ -143,8 +143,8 @@ func TestBenchReport(t *testing.T) {
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}
-	durable := httpPlacements(t, env, bolt(), "bench-durable", 34300)
-	memory := httpPlacements(t, env, store.NewMemory(), "bench-memory", 34300)
+	durable := httpPlacements(t, env, bolt(), "bench-durable", 34350)
+	memory := httpPlacements(t, env, store.NewMemory(), "bench-memory", 34350)
 	alone := storePlacements(t, bolt())
 	row := func(name string, f placementFigures) {
 		t.Logf("| %s | %.0f | %.2f ms | %.2f ms |", name, f.perSecond, float64(f.p50.Microseconds())/1000, float64(f.p99.Microseconds())/1000)
