@@ -25,8 +25,8 @@ func reserved(t *testing.T, ts *testServer, pool, host string) int64 {
 	return 0
 }
 
-// ledgerReserved is what berthd's own ledger holds on a host (usage reads
-// the engines; leases live only in the ledger).
+// ledgerReserved is what is held on a host: the containers on its engine
+// (usage reads the engines) plus the held leases.
 func ledgerReserved(t *testing.T, ts *testServer, pool, host string) int64 {
 	t.Helper()
 	var total int64
@@ -116,6 +116,11 @@ func TestLeasePlanThenApply(t *testing.T) {
 	if resized.Resources.MilliCPU != 500 || reserved(t, ts, "lz", first.Host) != 500 {
 		t.Errorf("resized = %+v; reserved %d, want 500", resized.Resources, reserved(t, ts, "lz", first.Host))
 	}
+	reconfigured := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainerReconf, deployToken, newKey(),
+		api.ReconfigureRequest{Current: resized, Limits: resized.Resources, Restart: "always"}), http.StatusOK)
+	if reconfigured.Restart != "always" {
+		t.Errorf("reconfigured restart policy = %q, want always", reconfigured.Restart)
+	}
 	if r := ts.call(t, "POST", api.PathContainerDelete, deployToken, newKey(), api.DeleteRequest{Ref: resized.Ref, StopTimeout: time.Second}); r.status != http.StatusNoContent {
 		t.Fatalf("delete: %s", r)
 	}
@@ -135,6 +140,18 @@ func TestLeaseExpiry(t *testing.T) {
 		return must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: spec, TTL: time.Minute}), http.StatusOK)
 	}
 
+	// Released by its holder: capacity back at once; releasing again is a no-op.
+	released := take(webSpec(env, "exp", "released"))
+	if r := ts.call(t, "DELETE", api.LeasePath(released.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+		t.Fatalf("release: %s", r)
+	}
+	if res, ok := ts.be.Reservation("exp", released.ID); ok {
+		t.Errorf("the released lease still holds capacity in the ledger: %+v", res)
+	}
+	if r := ts.call(t, "DELETE", api.LeasePath(released.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+		t.Errorf("second release: %s, want 204", r)
+	}
+
 	// Expired, freed (the engine has no container for it), taken again on
 	// the planned host at apply.
 	a := take(webSpec(env, "exp", "a"))
@@ -143,8 +160,8 @@ func TestLeaseExpiry(t *testing.T) {
 	if _, held := ts.leases.lookup(a.ID); held {
 		t.Fatal("an expired lease without a container is still held after the sweep")
 	}
-	if got := ledgerReserved(t, ts, "exp", a.Host); got != 0 {
-		t.Errorf("capacity held on %s after expiry: %d", a.Host, got)
+	if res, ok := ts.be.Reservation("exp", a.ID); ok {
+		t.Errorf("the expired lease still holds capacity in the ledger: %+v", res)
 	}
 	state := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
 		api.CreateRequest{Spec: webSpec(env, "exp", "a"), LeaseID: a.ID, PlannedHost: a.Host}), http.StatusCreated)
