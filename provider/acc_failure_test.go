@@ -2,9 +2,15 @@ package provider
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
 
 // Failure acceptance tests through the real provider binary and CLI: what
@@ -77,4 +83,68 @@ func TestAccBadImageFailsThatContainerOnly(t *testing.T) {
 	if untracked := ccUntracked(onEngines, state); len(untracked) > 0 {
 		t.Errorf("containers no state knows: %v", untracked)
 	}
+}
+
+// A wedged engine (its dockerd stopped with SIGSTOP: connections are
+// accepted, nothing answers) does not hang `terraform plan`: every request
+// to it ends at engine_timeout, and the errors say so and name it.
+func TestAccWedgedEngineDoesNotHangPlan(t *testing.T) { // not parallel: freezes a shared engine
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool, wedged = "pf-wedged", "node2"
+	cleanupPool(t, set, pool)
+	dockerd := accDockerdPID(t, env, wedged)
+	// Registered after cleanupPool, so it runs first: the cleanup needs the engine.
+	t.Cleanup(func() { _ = syscall.Kill(dockerd, syscall.SIGCONT) })
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	resources := accPool(pool, "spread", accHosts(env, 2, "1GiB", 40300)) +
+		ccContainers("w", "${berth_pool."+pool+".id}", env.Image, 6, `cpu = 0.1`, `memory = "32MiB"`)
+	ws := newCLIWorkspace(t, env, env.ProviderHCL()+resources)
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+
+	// Only the provider block changes: the plan has nothing to do but read.
+	ws.write(strings.Replace(env.ProviderHCL(), "provider \"berth\" {\n", "provider \"berth\" {\n  engine_timeout = \"5s\"\n", 1) + resources)
+	if err := syscall.Kill(dockerd, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	code, out := ccExitCode(ctx, t, ws, "plan", "-no-color", "-parallelism=1")
+	if err := syscall.Kill(dockerd, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan with %s wedged (exit %d):\n%s", wedged, code, out)
+	if ctx.Err() != nil {
+		t.Fatal("terraform plan hung on the wedged engine")
+	}
+	errs := ccErrors(out)
+	if code == 0 || len(errs) == 0 {
+		t.Fatalf("the plan did not report the wedged engine")
+	}
+	for _, e := range errs {
+		if !strings.Contains(e, "engine "+wedged) || !strings.Contains(e, "no answer within 5s (engine_timeout)") {
+			t.Errorf("an error does not say that %s did not answer in time: %s", wedged, e)
+		}
+	}
+	// Once it answers again, nothing needs to change.
+	if code, out := ccExitCode(ctx, t, ws, "plan", "-no-color", "-detailed-exitcode"); code != 0 {
+		t.Errorf("plan after the engine came back: exit %d\n%s", code, out)
+	}
+}
+
+// accDockerdPID reads the pid of a test engine's dockerd.
+func accDockerdPID(t *testing.T, env *testenv.Env, name string) int {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(env.Dir, name, "docker.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(text)))
+	if err != nil {
+		t.Fatalf("%s's docker.pid: %v", name, err)
+	}
+	return pid
 }

@@ -352,7 +352,9 @@ func portMaps(ports []PortBinding) (nat.PortSet, nat.PortMap, error) {
 
 // StartContainer starts a created container.
 func (e *Engine) StartContainer(ctx context.Context, id string) error {
-	err := e.do(ctx, "start container "+id, 0, func(ctx context.Context) error {
+	// Starting sets up the container's network and process, which a loaded
+	// engine takes much longer to do than to answer: twice the bound.
+	err := e.do(ctx, "start container "+id, e.timeout, func(ctx context.Context) error {
 		return e.api.ContainerStart(ctx, id, container.StartOptions{})
 	})
 	if err != nil {
