@@ -124,6 +124,11 @@ func TestRemoteModeRejectsBadSettings(t *testing.T) {
   placement_lease = "400h"`,
 			want: `outside 1s..168h0m0s`,
 		},
+		"engine timeout": {
+			block: `scheduler_url = "http://a:8700"
+  engine_timeout = "5s"`,
+			want: `engine_timeout needs engines...remote mode`,
+		},
 		"ca pem": {
 			block: `scheduler_url = "https://a:8700"
   scheduler_ca_pem = "not a certificate"`,

@@ -294,8 +294,19 @@ func (v oneMode) MarkdownDescription(ctx context.Context) string { return v.Desc
 
 func (oneMode) ValidateProvider(ctx context.Context, req provider.ValidateConfigRequest, resp *provider.ValidateConfigResponse) {
 	var engines types.Map
+	var url, timeout types.String
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("engines"), &engines)...)
-	if resp.Diagnostics.HasError() || engines.IsNull() {
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("scheduler_url"), &url)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("engine_timeout"), &timeout)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if engines.IsNull() {
+		if !url.IsNull() && !timeout.IsNull() {
+			resp.Diagnostics.AddAttributeError(path.Root("engine_timeout"), "engine_timeout needs engines",
+				"engine_timeout bounds this provider's calls to its engines (embedded mode); in remote mode berthd "+
+					"calls the engines and has its own deadlines. Remove engine_timeout.")
+		}
 		return
 	}
 	for _, name := range []string{"scheduler_url", "scheduler_token", "scheduler_ca_pem", "placement_lease"} {
