@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 // Remote-mode acceptance tests run a real berthd, built from
@@ -150,27 +151,40 @@ func (b *berthdProc) stop() {
 	}
 }
 
-// leases lists berthd's live leases of a pool.
-func (b *berthdProc) leases(ctx context.Context, pool string) []api.Lease {
+// get reads one of berthd's GET routes as the admin.
+func (b *berthdProc) get(ctx context.Context, path string, out any) {
 	b.t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url()+api.PathLeases+"?pool="+url.QueryEscape(pool), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url()+path, nil)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+b.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		b.t.Fatalf("listing leases: %v", err)
+		b.t.Fatalf("GET %s: %v", path, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var list api.LeaseList
 	if resp.StatusCode != http.StatusOK {
-		b.t.Fatalf("listing leases: HTTP %d", resp.StatusCode)
+		b.t.Fatalf("GET %s: HTTP %d", path, resp.StatusCode)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		b.t.Fatalf("listing leases: %v", err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		b.t.Fatalf("GET %s: %v", path, err)
 	}
+}
+
+// heldLeases lists the pool's leases that no container holds yet (a bound
+// lease becomes its container's reservation and leaves the list).
+func (b *berthdProc) heldLeases(ctx context.Context, pool string) []api.Lease {
+	var list api.LeaseList
+	b.get(ctx, api.PathLeases+"?pool="+url.QueryEscape(pool), &list)
 	return list.Leases
+}
+
+// usage is berthd's ledger of the pool.
+func (b *berthdProc) usage(ctx context.Context, pool string) backend.PoolUsage {
+	var usage backend.PoolUsage
+	b.get(ctx, api.PoolUsagePath(pool), &usage)
+	return usage
 }
 
 // remoteProviderHCL is a provider block in remote mode.

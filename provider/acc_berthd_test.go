@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
-	"github.com/berthsh/terraform-provider-berth/scheduler/api"
+	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
 
 // rmPlannedHosts reads a saved plan: container name -> the host it shows,
@@ -63,34 +63,24 @@ func rmByName(onEngines map[string][]engine.Container) map[string][]string {
 	return byName
 }
 
-// rmCheckLedger checks that berthd's leases and the engines agree: one
-// bound lease per container, on its host, and nothing else held.
+// rmCheckLedger checks that berthd's ledger matches the engines: no lease
+// is left held (each one is bound to its container or gone), and per host
+// berthd counts exactly the containers and resources the engines hold.
 func rmCheckLedger(ctx context.Context, t *testing.T, b *berthdProc, pool string, onEngines map[string][]engine.Container) {
 	t.Helper()
-	byID := map[string]string{}
-	for host, cs := range onEngines {
-		for _, c := range cs {
-			byID[c.ID] = c.Name + "@" + host
-		}
+	for _, l := range b.heldLeases(ctx, pool) {
+		t.Errorf("lease %s of %s on %s is still held, with no container", l.ID, l.Name, l.Host)
 	}
-	seen := map[string]int{}
-	for _, l := range b.leases(ctx, pool) {
-		seen[l.Name]++
-		if l.State != api.LeaseBound {
-			t.Errorf("lease %s of %s on %s is %s, want every lease bound", l.ID, l.Name, l.Host, l.State)
-			continue
+	for _, h := range b.usage(ctx, pool).Hosts {
+		var want backend.Resources
+		for _, c := range onEngines[h.Name] {
+			want.MilliCPU += c.MilliCPU
+			want.MemoryBytes += c.MemoryBytes
 		}
-		if got, want := byID[l.ContainerID], l.Name+"@"+l.Host; got != want {
-			t.Errorf("lease %s is bound to %s as %s, but the engines hold %q", l.ID, shortID(l.ContainerID), want, got)
+		if h.Containers != len(onEngines[h.Name]) || h.Reserved != want {
+			t.Errorf("berthd counts %d containers and %+v on %s; the engines hold %d and %+v",
+				h.Containers, h.Reserved, h.Name, len(onEngines[h.Name]), want)
 		}
-	}
-	for name, n := range seen {
-		if n > 1 {
-			t.Errorf("%d leases for %s", n, name)
-		}
-	}
-	if len(seen) != len(byID) {
-		t.Errorf("%d leases for %d containers on the engines", len(seen), len(byID))
 	}
 }
 
@@ -166,9 +156,7 @@ func TestAccBerthdPlanShowsHosts(t *testing.T) {
 	if n := lcCount(ccOnEngines(ctx, t, set, pool, set.Names()...)); n != 0 {
 		t.Errorf("%d containers left after destroy", n)
 	}
-	if leases := b.leases(ctx, pool); len(leases) != 0 {
-		t.Errorf("%d leases left after destroy: %+v", len(leases), leases)
-	}
+	rmCheckLedger(ctx, t, b, pool, nil)
 }
 
 // rmApply runs terraform apply and returns its exit code and output.
@@ -294,12 +282,7 @@ func TestAccBerthdFiveAppliesAtOnce(t *testing.T) {
 	// that no container holds them, and the failed applies run again.
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		held := 0
-		for _, l := range b.leases(ctx, pool) {
-			if l.State == api.LeaseHeld {
-				held++
-			}
-		}
+		held := len(b.heldLeases(ctx, pool))
 		if held == 0 {
 			break
 		}
