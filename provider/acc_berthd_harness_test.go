@@ -44,7 +44,7 @@ type berthdProc struct {
 const berthdTestToken = "berth-acc-admin-token"
 
 // startBerthd builds berthd and starts it with an admin token over every
-// test engine (reached by its unix socket).
+// test engine, the TLS one over TLS.
 func startBerthd(t *testing.T, env *testenv.Env, port int) *berthdProc {
 	t.Helper()
 	dir := t.TempDir()
@@ -53,16 +53,8 @@ func startBerthd(t *testing.T, env *testenv.Env, port int) *berthdProc {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building berthd: %v\n%s", err, out)
 	}
-	engines := map[string]map[string]string{}
-	for _, e := range env.Engines {
-		engines[e.Name] = map[string]string{"endpoint": e.Socket}
-	}
-	enginesFile := filepath.Join(dir, "engines.json")
-	raw, err := json.Marshal(engines)
+	enginesFile, err := env.WriteBerthdEngines(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(enginesFile, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
