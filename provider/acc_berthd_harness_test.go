@@ -111,20 +111,12 @@ func (b *berthdProc) start() {
 }
 
 // kill9 kills berthd without any chance to clean up.
-func (b *berthdProc) kill9() {
-	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-}
+func (b *berthdProc) kill9() { b.signal(syscall.SIGKILL) }
 
-// stop ends berthd gracefully (SIGTERM), then for good.
-func (b *berthdProc) stop() {
+// stop ends berthd gracefully (SIGTERM; SIGKILL after 30s).
+func (b *berthdProc) stop() { b.signal(syscall.SIGTERM) }
+
+func (b *berthdProc) signal(sig syscall.Signal) {
 	b.mu.Lock()
 	cmd := b.cmd
 	b.cmd = nil
@@ -132,7 +124,7 @@ func (b *berthdProc) stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {

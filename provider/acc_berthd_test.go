@@ -3,9 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -159,44 +157,6 @@ func TestAccBerthdPlanShowsHosts(t *testing.T) {
 	rmCheckLedger(ctx, t, b, pool, nil)
 }
 
-// rmApply runs terraform apply and returns its exit code and output.
-func rmApply(ctx context.Context, ws *cliWorkspace, args ...string) (int, string) {
-	out, err := ws.run(ctx, append([]string{"apply", "-auto-approve", "-no-color"}, args...)...)
-	if err == nil {
-		return 0, out
-	}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode(), out
-	}
-	return -1, out + "\n" + err.Error()
-}
-
-// rmCheckCapacity fails the test when a host holds more than its
-// capacity on any dimension, or two containers publish one host port.
-func rmCheckCapacity(t *testing.T, onEngines map[string][]engine.Container, slots int, cpu, memory int64) {
-	t.Helper()
-	ports := map[string]string{}
-	for host, cs := range onEngines {
-		var usedCPU, usedMemory int64
-		for _, c := range cs {
-			usedCPU += c.MilliCPU
-			usedMemory += c.MemoryBytes
-			for _, p := range c.Ports {
-				key := fmt.Sprintf("%d/%s", p.External, p.Protocol)
-				if other, taken := ports[key]; taken {
-					t.Errorf("host port %s is published by %s and by %s@%s", key, other, c.Name, host)
-				}
-				ports[key] = c.Name + "@" + host
-			}
-		}
-		if len(cs) > slots || usedCPU > cpu || usedMemory > memory {
-			t.Errorf("%s is overcommitted: %d containers, %dm CPU, %d bytes (capacity %d, %dm, %d)",
-				host, len(cs), usedCPU, usedMemory, slots, cpu, memory)
-		}
-	}
-}
-
 // Five applies from separate directories at once ask for more than the
 // pool holds. berthd's one core places every plan: no host is
 // overcommitted, every failure says why, nothing runs that no state
@@ -225,23 +185,9 @@ func TestAccBerthdFiveAppliesAtOnce(t *testing.T) {
 		names = append(names, prefix)
 	}
 
-	type result struct {
-		prefix string
-		code   int
-		out    string
-	}
-	results := make(chan result, len(racers))
-	start := make(chan struct{})
-	for prefix, ws := range racers {
-		go func() {
-			<-start
-			code, out := rmApply(ctx, ws)
-			results <- result{prefix, code, out}
-		}()
-	}
-	close(start)
+	results := ccApplyAll(ctx, racers)
 	var failed []string
-	check := func(r result) map[string]string {
+	check := func(r ccResult) map[string]string {
 		state := ccStateContainers(ctx, t, racers[r.prefix])
 		errs := ccErrors(r.out)
 		t.Logf("apply %s: exit %d, %d created, %d errors", r.prefix, r.code, len(state), len(errs))
@@ -268,7 +214,7 @@ func TestAccBerthdFiveAppliesAtOnce(t *testing.T) {
 	}
 	sort.Strings(failed)
 	onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)
-	rmCheckCapacity(t, onEngines, perHost, 1000, 512<<20)
+	ccCheckCapacity(t, onEngines, perHost, 1000, 512<<20)
 	allStates := make([]map[string]string, 0, len(states))
 	for _, s := range states {
 		allStates = append(allStates, s)
@@ -292,13 +238,13 @@ func TestAccBerthdFiveAppliesAtOnce(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	for _, prefix := range failed {
-		r := result{prefix: prefix}
-		r.code, r.out = rmApply(ctx, racers[prefix])
+		r := ccApply(ctx, racers[prefix])
+		r.prefix = prefix
 		states[prefix] = check(r)
 	}
 
 	onEngines = ccOnEngines(ctx, t, set, pool, set.Names()...)
-	rmCheckCapacity(t, onEngines, perHost, 1000, 512<<20)
+	ccCheckCapacity(t, onEngines, perHost, 1000, 512<<20)
 	if n := lcCount(onEngines); n != slots {
 		t.Errorf("%d containers run, want exactly the %d that fit", n, slots)
 	}
@@ -335,7 +281,8 @@ func TestAccBerthdThroughFlakyProxy(t *testing.T) {
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(proxyURL, b.token, "30m")+
 		ccContainers("f", pool, env.Image, 8, `cpu = 0.1`, `memory = "32MiB"`, `ports = [{ internal = 8080 }]`))
 	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
-	code, out := rmApply(ctx, ws)
+	applied := ccApply(ctx, ws)
+	code, out := applied.code, applied.out
 	rejected, dropped := proxy.injected()
 	t.Logf("proxy injected %d 503s and %d dropped responses", rejected, dropped)
 	if code != 0 {
@@ -380,17 +327,8 @@ func TestAccBerthdKilledDuringApply(t *testing.T) {
 			`healthcheck = { test = ["CMD", "/app", "healthcheck"], interval = "1s" }`))
 	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
 
-	done := make(chan struct {
-		code int
-		out  string
-	}, 1)
-	go func() {
-		code, out := rmApply(ctx, ws, "-parallelism=3")
-		done <- struct {
-			code int
-			out  string
-		}{code, out}
-	}()
+	done := make(chan ccResult, 1)
+	go func() { done <- ccApply(ctx, ws, "-parallelism=3") }()
 	// Kill once the first containers exist, while others are being created.
 	var before map[string][]engine.Container
 	for {
@@ -413,8 +351,8 @@ func TestAccBerthdKilledDuringApply(t *testing.T) {
 		for _, e := range ccErrors(first.out) {
 			t.Logf("  %s", e)
 		}
-		if code, out := rmApply(ctx, ws); code != 0 {
-			t.Fatalf("rerun after the restart exited %d:\n%s", code, out)
+		if rerun := ccApply(ctx, ws); rerun.code != 0 {
+			t.Fatalf("rerun after the restart exited %d:\n%s", rerun.code, rerun.out)
 		}
 	}
 	onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)

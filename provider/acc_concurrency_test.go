@@ -146,6 +146,69 @@ func ccUntracked(onEngines map[string][]engine.Container, states ...map[string]s
 	return untracked
 }
 
+// ccCheckCapacity fails the test when a host holds more than its capacity
+// on any dimension, or two containers publish one host port.
+func ccCheckCapacity(t *testing.T, onEngines map[string][]engine.Container, slots int, cpu, memory int64) {
+	t.Helper()
+	ports := map[string]string{}
+	for host, cs := range onEngines {
+		var usedCPU, usedMemory int64
+		for _, c := range cs {
+			usedCPU += c.MilliCPU
+			usedMemory += c.MemoryBytes
+			for _, p := range c.Ports {
+				key := fmt.Sprintf("%d/%s", p.External, p.Protocol)
+				if other, taken := ports[key]; taken {
+					t.Errorf("host port %s is published by %s and by %s@%s", key, other, c.Name, host)
+				}
+				ports[key] = c.Name + "@" + host
+			}
+		}
+		if len(cs) > slots || usedCPU > cpu || usedMemory > memory {
+			t.Errorf("%s is overcommitted: %d containers, %dm CPU, %d bytes (capacity %d, %dm, %d)",
+				host, len(cs), usedCPU, usedMemory, slots, cpu, memory)
+		}
+	}
+}
+
+// ccResult is one workspace's apply: exit code (-1 when Terraform did not
+// run) and output.
+type ccResult struct {
+	prefix string
+	code   int
+	out    string
+}
+
+// ccApply runs terraform apply -auto-approve in ws.
+func ccApply(ctx context.Context, ws *cliWorkspace, args ...string) ccResult {
+	out, err := ws.run(ctx, append([]string{"apply", "-auto-approve", "-no-color"}, args...)...)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return ccResult{out: out}
+	case errors.As(err, &exit):
+		return ccResult{code: exit.ExitCode(), out: out}
+	}
+	return ccResult{code: -1, out: out + "\n" + err.Error()}
+}
+
+// ccApplyAll starts every workspace's apply at the same moment; results
+// arrive as the applies finish.
+func ccApplyAll(ctx context.Context, racers map[string]*cliWorkspace) <-chan ccResult {
+	results := make(chan ccResult, len(racers))
+	start := make(chan struct{})
+	for prefix, ws := range racers {
+		go func() {
+			<-start
+			r := ccApply(ctx, ws)
+			r.prefix = prefix
+			results <- r
+		}()
+	}
+	close(start)
+	return results
+}
+
 func shortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
@@ -336,29 +399,7 @@ func TestAccConcurrentAppliesNeverOvercommit(t *testing.T) {
 		racers[prefix] = ws
 	}
 
-	type result struct {
-		prefix string
-		code   int
-		out    string
-	}
-	results := make(chan result, len(racers))
-	start := make(chan struct{})
-	for prefix, ws := range racers {
-		go func() {
-			<-start
-			out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color")
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				code = -1
-				out += "\n" + err.Error()
-			}
-			results <- result{prefix, code, out}
-		}()
-	}
-	close(start)
+	results := ccApplyAll(ctx, racers)
 
 	states := map[string]map[string]string{}
 	created := 0
@@ -394,25 +435,7 @@ func TestAccConcurrentAppliesNeverOvercommit(t *testing.T) {
 	if untracked := ccUntracked(onEngines, states["a"], states["b"]); len(untracked) > 0 {
 		t.Errorf("containers that no state knows: %v", untracked)
 	}
-	ports := map[string]string{}
-	for host, cs := range onEngines {
-		var cpu, memory int64
-		for _, c := range cs {
-			cpu += c.MilliCPU
-			memory += c.MemoryBytes
-			for _, p := range c.Ports {
-				key := fmt.Sprintf("%d/%s", p.External, p.Protocol)
-				if other, taken := ports[key]; taken {
-					t.Errorf("host port %s is published by %s and by %s@%s", key, other, c.Name, host)
-				}
-				ports[key] = c.Name + "@" + host
-			}
-		}
-		if len(cs) > perHost || cpu > hostCPU || memory > hostMemory {
-			t.Errorf("%s is overcommitted: %d containers, %dm CPU, %d bytes (capacity %d, %dm, %d)",
-				host, len(cs), cpu, memory, perHost, hostCPU, hostMemory)
-		}
-	}
+	ccCheckCapacity(t, onEngines, perHost, hostCPU, hostMemory)
 	if created > perHost*len(set.Names()) {
 		t.Errorf("%d containers created for %d slots", created, perHost*len(set.Names()))
 	}
