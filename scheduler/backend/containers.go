@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,8 +100,9 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		return ContainerState{}, err
 	}
 	var hostErrs []string
+	req := schedulerRequest(spec)
 	for range maxPlacementAttempts {
-		res, err := b.reserve(ctx, ps, spec)
+		res, err := b.reserve(ctx, ps, req, spec.Pool)
 		if err != nil {
 			return ContainerState{}, withHostErrors(err, hostErrs)
 		}
@@ -109,8 +111,14 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		}
 		state, retry, err := b.tryCreate(ctx, ps, spec, res)
 		var lost *hostLostError
-		if retry && errors.As(err, &lost) {
+		var held *portHeldError
+		switch {
+		case retry && errors.As(err, &lost):
 			hostErrs = append(hostErrs, lost.Error())
+		case retry && errors.As(err, &held):
+			hostErrs = append(hostErrs, held.Error())
+			// Placement only: the container's constraints label stays as configured.
+			req.Constraints = append(slices.Clip(req.Constraints), scheduler.NodeNameLabel+" != "+held.host)
 		}
 		if retry {
 			continue
@@ -157,7 +165,11 @@ func (b *Embedded) tryCreate(ctx context.Context, ps *poolState, spec ContainerS
 		_ = ps.sched.Release(res.ID)
 		// Lost a race the first verification could not see (yield.go).
 		if portTaken(err) {
-			b.learnForeign(ctx, ps, res.Host, spec.Pool)
+			published := b.learnForeign(ctx, ps, res.Host, spec.Pool)
+			if port, outside := heldOutside(err, spec, published); outside {
+				// Another host may have the port free, unless pinned here.
+				return ContainerState{}, spec.Host == "", &portHeldError{host: res.Host, pool: spec.Pool, port: port, err: err}
+			}
 			return ContainerState{}, true, err
 		}
 		return ContainerState{}, errors.Is(err, errYieldedLate), err
@@ -168,8 +180,8 @@ func (b *Embedded) tryCreate(ctx context.Context, ps *poolState, spec ContainerS
 // reserve places the request. When nothing fits but containers of other
 // processes were counted, some of those may be yielding right now: wait
 // briefly for them to vanish and try again.
-func (b *Embedded) reserve(ctx context.Context, ps *poolState, spec ContainerSpec) (scheduler.Reservation, error) {
-	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+func (b *Embedded) reserve(ctx context.Context, ps *poolState, req scheduler.Request, pool string) (scheduler.Reservation, error) {
+	res, err := ps.sched.Reserve(ctx, req)
 	var noFit *scheduler.NoFitError
 	for wait := 50 * time.Millisecond; errors.As(err, &noFit) && ps.hasForeign(); wait *= 2 {
 		if wait > 50*time.Millisecond<<vanishWaits {
@@ -180,8 +192,8 @@ func (b *Embedded) reserve(ctx context.Context, ps *poolState, spec ContainerSpe
 		case <-ctx.Done():
 			return scheduler.Reservation{}, ctx.Err()
 		}
-		if b.forgetVanished(ctx, ps, spec.Pool) {
-			res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+		if b.forgetVanished(ctx, ps, pool) {
+			res, err = ps.sched.Reserve(ctx, req)
 		}
 	}
 	return res, err

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,52 @@ func TestEmbeddedSkipsContainerWithMalformedLabels(t *testing.T) {
 		t.Fatalf("reading the new container: %v, %v", read, err)
 	}
 	wantWarning("read", read.Warnings)
+}
+
+// A fixed external port held by a program outside the pool fails at once
+// with a message that says so, after one try per host (all local engines
+// publish on the same 127.0.0.1, so every host has it taken), and a pinned
+// container tries only its host.
+func TestEmbeddedPortHeldOutsideThePool(t *testing.T) {
+	env := testenv.Require(t)
+	b := newProcess(t, env)
+	spec := testPool(t, env, b, "bk-fail-port", 4, 39200)
+	ctx := context.Background()
+	const port = 39590
+	listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = listener.Close() })
+
+	web := webSpec(env, spec.Name, "web-fixed")
+	web.Ports = []PortSpec{{Internal: 8080, External: port}}
+	_, err = b.CreateContainer(ctx, web)
+	if err == nil {
+		t.Fatal("the create succeeded on a port another program holds")
+	}
+	t.Log(err)
+	for _, host := range keys(spec.Hosts) {
+		if want := fmt.Sprintf("port %d on %s is in use by something Berth does not manage", port, host); !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if strings.Contains(err.Error(), "gave up after") {
+		t.Errorf("the create went on placing after every host said the port is taken")
+	}
+
+	pinned := web
+	pinned.Name, pinned.Host = "web-pinned", env.Engines[0].Name
+	_, err = b.CreateContainer(ctx, pinned)
+	want := fmt.Sprintf("port %d on %s is in use by something Berth does not manage", port, pinned.Host)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "in use by something") != 1 {
+		t.Errorf("pinned create: %v, want one failure saying %q", err, want)
+	}
+	for host, containers := range observedUsage(t, b, spec.Name, keys(spec.Hosts)) {
+		if len(containers) > 0 {
+			t.Errorf("%d container(s) left on %s", len(containers), host)
+		}
+	}
 }
 
 func mustPool(t *testing.T, b *Embedded, name string) *poolState {

@@ -3,6 +3,9 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
@@ -31,23 +34,71 @@ func portTaken(err error) bool {
 }
 
 // learnForeign puts the host's containers that this process does not know
-// into the ledger, so that the next placement counts them.
-func (b *Embedded) learnForeign(ctx context.Context, ps *poolState, host, pool string) {
+// into the ledger, so that the next placement counts them. It returns the
+// host ports the pool's containers publish there; nil when the host could
+// not be listed.
+func (b *Embedded) learnForeign(ctx context.Context, ps *poolState, host, pool string) map[int]bool {
 	eng, listed, err := b.list(ctx, host, pool)
 	if err != nil {
-		return
+		return nil
 	}
+	published := map[int]bool{}
 	var unknown []engine.Container
 	for _, c := range listed {
+		for _, p := range c.Ports {
+			published[p.External] = true
+		}
 		if res, ok := ps.sched.Lookup(containerKey(c.Pool, c.Name)); !ok || res.ContainerID != c.ID {
 			unknown = append(unknown, c)
 		}
 	}
 	inspected, err := inspectAll(ctx, eng, unknown)
 	if err != nil {
-		return
+		return published
 	}
 	for _, c := range inspected {
 		ps.restoreForeign(host, c)
 	}
+	return published
 }
+
+// takenPortText finds the host port in Docker's "port is already
+// allocated" (port allocator) and "address already in use" (userland
+// proxy) messages.
+var takenPortText = regexp.MustCompile(`(?:Bind for |listen \w+ )\S*:(\d+)`)
+
+// heldOutside returns the fixed external port of spec that a failed start
+// found taken on host by something that is not a container of the pool:
+// another program, or a container Berth does not manage there. Waiting or
+// placing again on that host cannot help.
+func heldOutside(err error, spec ContainerSpec, published map[int]bool) (int, bool) {
+	m := takenPortText.FindStringSubmatch(err.Error())
+	if m == nil || published == nil {
+		return 0, false
+	}
+	port, convErr := strconv.Atoi(m[1])
+	if convErr != nil || published[port] {
+		return 0, false
+	}
+	for _, p := range spec.Ports {
+		if p.External == port {
+			return port, true
+		}
+	}
+	return 0, false // a port Berth picked: the next placement picks another
+}
+
+// portHeldError is a fixed external port in use on a host by something
+// outside the pool.
+type portHeldError struct {
+	host, pool string
+	port       int
+	err        error
+}
+
+func (e *portHeldError) Error() string {
+	return fmt.Sprintf("port %d on %s is in use by something Berth does not manage (not a container of pool %s): %v",
+		e.port, e.host, e.pool, e.err)
+}
+
+func (e *portHeldError) Unwrap() error { return e.err }
