@@ -46,13 +46,14 @@ type leases struct {
 	clock func() time.Time
 	log   *slog.Logger
 
-	mu    sync.Mutex // guards byID and byKey; never held across I/O
-	byID  map[string]*leaseEntry
-	byKey map[string]*leaseEntry
+	mu     sync.Mutex // guards the maps; never held across I/O
+	byID   map[string]*leaseEntry
+	byKey  map[string]*leaseEntry
+	byName map[string]*leaseEntry // pool/name -> its newest lease
 }
 
 func newLeases(be *backend.Embedded, st store.Store, clock func() time.Time, log *slog.Logger) *leases {
-	return &leases{be: be, store: st, clock: clock, log: log, byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}}
+	return &leases{be: be, store: st, clock: clock, log: log, byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}, byName: map[string]*leaseEntry{}}
 }
 
 // leaseKey is the lease's key in the scheduler.
@@ -86,8 +87,16 @@ func (l *leases) take(ctx context.Context, holder string, req api.LeaseRequest) 
 		if err != nil {
 			return api.Lease{}, err
 		}
-		e := l.entryFor(res, spec.Pool, holder, fingerprint)
+		e, superseded := l.entryFor(res, spec.Pool, holder, fingerprint)
 		lease, ok, err := l.renew(ctx, e, ttl)
+		if superseded != nil && err == nil {
+			// A new plan of the same container with other settings: the
+			// old plan's lease stops holding capacity (its apply, if any,
+			// takes it again on its host or asks for a new plan).
+			if err := l.release(ctx, superseded.rec.ID); err != nil {
+				l.log.Warn("superseded lease kept", "lease", superseded.rec.ID, "err", err)
+			}
+		}
 		if ok || err != nil {
 			return lease, err
 		}
@@ -95,18 +104,19 @@ func (l *leases) take(ctx context.Context, holder string, req api.LeaseRequest) 
 	return api.Lease{}, apiError(api.CodeConflict, fmt.Sprintf("the lease of %s/%s kept expiring while it was renewed; try again", spec.Pool, spec.Name))
 }
 
-// entryFor returns the entry of a reservation, adding it when new.
-func (l *leases) entryFor(res scheduler.Reservation, pool, holder, fingerprint string) *leaseEntry {
+// entryFor returns the entry of a reservation, adding it when new; a new
+// entry supersedes the previous lease of the same container.
+func (l *leases) entryFor(res scheduler.Reservation, pool, holder, fingerprint string) (e, superseded *leaseEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.byID[res.ID]; ok {
-		return e
+		return e, nil
 	}
 	ports := make([]engine.PortBinding, len(res.Ports))
 	for i, p := range res.Ports {
 		ports[i] = engine.PortBinding{Internal: p.Internal, External: p.External, Protocol: p.Protocol}
 	}
-	e := &leaseEntry{rec: leaseRecord{
+	e = &leaseEntry{rec: leaseRecord{
 		Lease: api.Lease{
 			ID: res.ID, Pool: pool, Name: res.Name, Fingerprint: fingerprint, Host: res.Host,
 			Resources: backend.Resources(res.Resources), Ports: ports, State: api.LeaseHeld,
@@ -116,7 +126,10 @@ func (l *leases) entryFor(res scheduler.Reservation, pool, holder, fingerprint s
 	}}
 	l.byID[res.ID] = e
 	l.byKey[res.Key] = e
-	return e
+	name := pool + "/" + res.Name
+	superseded = l.byName[name]
+	l.byName[name] = e
+	return e, superseded
 }
 
 // renew extends a held lease and makes it durable; ok is false when the
@@ -162,6 +175,9 @@ func (l *leases) forget(ctx context.Context, e *leaseEntry) error {
 	delete(l.byID, e.rec.ID)
 	if l.byKey[e.rec.Key] == e {
 		delete(l.byKey, e.rec.Key)
+	}
+	if name := e.rec.Pool + "/" + e.rec.Name; l.byName[name] == e {
+		delete(l.byName, name)
 	}
 	l.mu.Unlock()
 	return nil
@@ -416,7 +432,7 @@ func (l *leases) restore(ctx context.Context) error {
 		}
 		e := &leaseEntry{rec: rec}
 		l.mu.Lock()
-		l.byID[rec.ID], l.byKey[rec.Key] = e, e
+		l.byID[rec.ID], l.byKey[rec.Key], l.byName[rec.Pool+"/"+rec.Name] = e, e, e
 		l.mu.Unlock()
 		if res.State == scheduler.Bound {
 			e.mu.Lock()

@@ -152,6 +152,19 @@ func TestLeaseExpiry(t *testing.T) {
 		t.Errorf("second release: %s, want 204", r)
 	}
 
+	// A new plan of the same container with other settings supersedes the
+	// old plan's lease: only one holds capacity.
+	old := take(webSpec(env, "exp", "s"))
+	changed := webSpec(env, "exp", "s")
+	changed.Resources.MilliCPU = 500
+	fresh := take(changed)
+	if _, ok := ts.be.Reservation("exp", old.ID); ok || fresh.ID == old.ID {
+		t.Errorf("the superseded lease %s still holds capacity (new lease %s)", old.ID, fresh.ID)
+	}
+	if r := ts.call(t, "DELETE", api.LeasePath(fresh.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+		t.Fatalf("release: %s", r)
+	}
+
 	// Expired, freed (the engine has no container for it), taken again on
 	// the planned host at apply.
 	a := take(webSpec(env, "exp", "a"))

@@ -114,10 +114,18 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		s.leases.sweep(ctx)
-		if err := s.idem.expire(ctx, s.idemRetention); err != nil && ctx.Err() == nil {
-			s.log.Warn("old idempotency records not removed", "err", err)
-		}
+		s.sweep(ctx)
+	}
+}
+
+// sweep runs one round of expiry, bounded by the interval so that a slow
+// engine never stacks rounds.
+func (s *Server) sweep(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.sweepInterval)
+	defer cancel()
+	s.leases.sweep(ctx)
+	if err := s.idem.expire(ctx, s.idemRetention); err != nil && ctx.Err() == nil {
+		s.log.Warn("old idempotency records not removed", "err", err)
 	}
 }
 
