@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -225,11 +227,26 @@ func TestAccContainerRuntimeBadInput(t *testing.T) {
 		{`memory_limit = "64MiB"` + "\n  memory = \"128MiB\"", `Memory limit below the reservation...memory_limit...is less than memory`},
 		{`cpu_limit = 0.1` + "\n  cpu = 0.5", `CPU limit below the reservation...cpu_limit = 0.1 is less than cpu = 0.5`},
 		{`restart = "sometimes"`, `restart...value must be one of`},
+		{`ports = [{ internal = 80, ip = "localhost" }]`, `Invalid IP address...ports\[0\].ip..."localhost" is not an IP address`},
+		{`mounts = [{ type = "bind", target = "/data" }]`, `Bind mount without a source...mounts\[0\]`},
+		{`mounts = [{ type = "tmpfs", source = "/x", target = "/t" }]`, `A tmpfs mount has no source...mounts\[0\].source`},
+		{`mounts = [{ type = "bind", source = "/x", target = "/t", size = "1MiB" }]`, `Not a tmpfs mount...mounts\[0\].size`},
+		{`mounts = [{ type = "nfs", target = "/t" }]`, `mounts\[0\].type...value must be one of`},
+		{`mounts = [{ type = "tmpfs", target = "t" }]`, `Invalid path...mounts\[0\].target`},
+		{`mounts = [{ type = "tmpfs", target = "/t", mode = "999" }]`, `Invalid mode...mounts\[0\].mode..."999" is not octal`},
+		{`mounts = [{ type = "tmpfs", target = "/t" }, { type = "tmpfs", target = "/t" }]`, `Duplicate mount target...mounts\[1\].target`},
 	}
-	steps := make([]resource.TestStep, len(cases))
+	steps := make([]resource.TestStep, len(cases), len(cases)+1)
 	for i, c := range cases {
 		steps[i] = resource.TestStep{Config: config(c.attr), PlanOnly: true, ExpectError: diagnostic(c.want)}
 	}
+	badAddress := fmt.Sprintf("provider \"berth\" {\n  engines = { %s = { endpoint = %q, address = \"not an address\" } }\n}\n",
+		env.Engines[0].Name, env.Engines[0].Endpoint)
+	steps = append(steps, resource.TestStep{
+		Config:      badAddress + accPool(pool, "spread", accHosts(env, 1, "512MiB", 36500)[:1]),
+		PlanOnly:    true,
+		ExpectError: diagnostic(`Invalid address...engines\["` + env.Engines[0].Name + `"\].address..."not an address" is neither a host name nor an IP address`),
+	})
 	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: accFactories(), Steps: steps})
 }
 
@@ -313,4 +330,78 @@ func httpGet(ctx context.Context, url string) (string, error) {
 		return string(body), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(body), err
+}
+
+// Bind and tmpfs mounts are what the container sees; a bind source missing
+// on the host fails the create, naming the host and the path.
+func TestAccContainerMounts(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pr-mounts"
+	cleanupPool(t, set, pool)
+	// The local engines share this machine's filesystem, as a host's
+	// engine shares its host's.
+	source := t.TempDir()
+	if err := os.WriteFile(filepath.Join(source, "hello.txt"), []byte("from the host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	node := env.Engines[0].Name
+	const address = "berth_container.web"
+	config := func(source string) string {
+		return env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 1, "512MiB", 36700)) +
+			lcContainer("web", pool, "web", env.Image,
+				`host   = "`+node+`"`,
+				`ports  = [{ internal = 8080 }]`,
+				`mounts = [`,
+				`  { type = "bind", source = "`+source+`", target = "/data", read_only = true },`,
+				`  { type = "tmpfs", target = "/scratch", size = "16MiB", mode = "0700" },`,
+				`]`,
+			)
+	}
+	ctx := context.Background()
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: accFactories(),
+		Steps: []resource.TestStep{
+			{
+				Config: config(source),
+				Check: func(s *terraform.State) error {
+					base := "http://" + s.RootModule().Resources[address].Primary.Attributes["published_ports.0.address"]
+					var errs []error
+					get := func(what, path, want string, ok bool) {
+						body, err := httpGet(ctx, base+path)
+						if (err == nil) != ok || !strings.Contains(body, want) {
+							errs = append(errs, fmt.Errorf("%s: GET %s answered %q, %w", what, path, body, err))
+						}
+					}
+					get("bind mount", "/file?path=/data/hello.txt", "from the host", true)
+					get("read-only bind", "/write?path=/data/new.txt&content=x", "read-only file system", false)
+					get("tmpfs writable", "/write?path=/scratch/y&content=in+memory", "written", true)
+					get("tmpfs file", "/file?path=/scratch/y", "in memory", true)
+					get("tmpfs options", "/file?path=/proc/mounts", "/scratch tmpfs", true)
+					get("tmpfs size", "/file?path=/proc/mounts", "size=16384k", true)
+					get("tmpfs mode", "/file?path=/proc/mounts", "mode=700", true)
+					if _, err := os.Stat(filepath.Join(source, "new.txt")); err == nil {
+						errs = append(errs, fmt.Errorf("a read-only bind mount was written through"))
+					}
+					if len(errs) > 0 {
+						return fmt.Errorf("%v", errs)
+					}
+					return nil
+				},
+			},
+			{
+				Config:                  config(source),
+				ResourceName:            address,
+				ImportState:             true,
+				ImportStateId:           pool + "/web",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts", "ports.0.external"},
+			},
+			{
+				Config:      config("/nonexistent/berth-source"),
+				ExpectError: diagnostic(`engine ` + node + `...bind source path does not exist: /nonexistent/berth-source`),
+			},
+		},
+	})
 }

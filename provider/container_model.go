@@ -59,6 +59,7 @@ type ContainerResourceModel struct {
 	StopSignal     types.String   `tfsdk:"stop_signal"`
 	MemoryLimit    types.String   `tfsdk:"memory_limit"`
 	CPULimit       types.Float64  `tfsdk:"cpu_limit"`
+	Mounts         types.List     `tfsdk:"mounts"` // of mountModel
 	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 	ContainerID    types.String   `tfsdk:"container_id"`
 	IPAddress      types.String   `tfsdk:"ip_address"`

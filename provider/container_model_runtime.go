@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -28,6 +29,15 @@ type ulimitModel struct {
 	Hard types.Int64  `tfsdk:"hard"`
 }
 
+type mountModel struct {
+	Type     types.String `tfsdk:"type"`
+	Source   types.String `tfsdk:"source"`
+	Target   types.String `tfsdk:"target"`
+	ReadOnly types.Bool   `tfsdk:"read_only"`
+	Size     types.String `tfsdk:"size"`
+	Mode     types.String `tfsdk:"mode"`
+}
+
 type deviceModel struct {
 	HostPath      types.String `tfsdk:"host_path"`
 	ContainerPath types.String `tfsdk:"container_path"`
@@ -38,6 +48,7 @@ var (
 	stringSetType    = types.SetType{ElemType: types.StringType}
 	capabilitiesType = map[string]attr.Type{"add": stringSetType, "drop": stringSetType}
 	ulimitType       = types.ObjectType{AttrTypes: map[string]attr.Type{"name": types.StringType, "soft": types.Int64Type, "hard": types.Int64Type}}
+	mountType        = types.ObjectType{AttrTypes: map[string]attr.Type{"type": types.StringType, "source": types.StringType, "target": types.StringType, "read_only": types.BoolType, "size": types.StringType, "mode": types.StringType}}
 	deviceType       = types.ObjectType{AttrTypes: map[string]attr.Type{"host_path": types.StringType, "container_path": types.StringType, "permissions": types.StringType}}
 )
 
@@ -50,6 +61,7 @@ func (m ContainerResourceModel) runtimePairs(state ContainerResourceModel) [][2]
 		{m.Init, state.Init}, {m.Ulimits, state.Ulimits}, {m.Sysctls, state.Sysctls},
 		{m.ExtraHosts, state.ExtraHosts}, {m.DNS, state.DNS}, {m.DNSSearch, state.DNSSearch},
 		{m.Devices, state.Devices}, {m.ShmSize, state.ShmSize}, {m.StopSignal, state.StopSignal},
+		{m.Mounts, state.Mounts},
 	}
 }
 
@@ -104,6 +116,21 @@ func (m ContainerResourceModel) options(ctx context.Context, diags diag.Diagnost
 			o.Devices[i] = engine.Device{HostPath: d.HostPath.ValueString(), ContainerPath: d.ContainerPath.ValueString(), Permissions: d.Permissions.ValueString()}
 		}
 	}
+	if mounts := elements[mountModel](ctx, m.Mounts, &diags); mounts != nil {
+		o.Mounts = make([]engine.Mount, len(mounts))
+		for i, mt := range mounts {
+			o.Mounts[i] = engine.Mount{
+				Type: mt.Type.ValueString(), Source: mt.Source.ValueString(), Target: mt.Target.ValueString(),
+				ReadOnly: mt.ReadOnly.ValueBool(),
+			}
+			if isKnown(mt.Size) {
+				o.Mounts[i].SizeBytes, _ = parseMemory(mt.Size.ValueString())
+			}
+			if isKnown(mt.Mode) {
+				o.Mounts[i].Mode, _ = parseMode(mt.Mode.ValueString())
+			}
+		}
+	}
 	return o, diags
 }
 
@@ -156,6 +183,23 @@ func (m *ContainerResourceModel) importRuntime(ctx context.Context, c backend.Co
 		}
 	}
 	m.Devices = listOf(ctx, deviceType, devices, &diags)
+	var mounts []mountModel
+	if o.Mounts != nil {
+		mounts = make([]mountModel, len(o.Mounts))
+		for i, mt := range o.Mounts {
+			mounts[i] = mountModel{
+				Type: types.StringValue(mt.Type), Source: optionalString(mt.Source), Target: types.StringValue(mt.Target),
+				ReadOnly: types.BoolValue(mt.ReadOnly), Size: types.StringNull(), Mode: types.StringNull(),
+			}
+			if mt.SizeBytes > 0 {
+				mounts[i].Size = types.StringValue(formatMemory(mt.SizeBytes))
+			}
+			if mt.Mode > 0 {
+				mounts[i].Mode = types.StringValue(fmt.Sprintf("%04o", mt.Mode))
+			}
+		}
+	}
+	m.Mounts = listOf(ctx, mountType, mounts, &diags)
 	m.CPULimit = types.Float64Null()
 	if c.Limits.MilliCPU > 0 {
 		m.CPULimit = types.Float64Value(float64(c.Limits.MilliCPU) / 1000)

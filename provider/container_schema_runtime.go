@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 )
 
 // runtimeAttributes are berth_container's docker_container settings, under
@@ -134,6 +136,48 @@ func runtimeAttributes() map[string]schema.Attribute {
 					MarkdownDescription: "cgroup permissions: `r`, `w` and `m` (mknod); `rwm` when unset.",
 					Optional:            true,
 					Validators:          []validator.String{permissionsValidator()},
+				},
+			}},
+		},
+		"mounts": schema.ListNestedAttribute{
+			MarkdownDescription: "Filesystems mounted into the container: `bind` mounts a path of the host the " +
+				"container lands on (it must exist there: the create fails naming the host and the path; pin " +
+				"the container with `host` or constrain it to hosts that have the path), `tmpfs` mounts a " +
+				"memory-backed filesystem.",
+			Optional:      true,
+			Validators:    []validator.List{mountsValidator{}},
+			PlanModifiers: replaceList,
+			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+				"type": schema.StringAttribute{
+					MarkdownDescription: "`bind` or `tmpfs`.",
+					Required:            true,
+					Validators:          []validator.String{stringvalidator.OneOf(engine.MountBind, engine.MountTmpfs)},
+				},
+				"source": schema.StringAttribute{
+					MarkdownDescription: "`bind`: the absolute path on the host. Not used by `tmpfs`.",
+					Optional:            true,
+					Validators:          []validator.String{absolutePathValidator()},
+				},
+				"target": schema.StringAttribute{
+					MarkdownDescription: "Absolute path inside the container.",
+					Required:            true,
+					Validators:          []validator.String{absolutePathValidator()},
+				},
+				"read_only": schema.BoolAttribute{
+					MarkdownDescription: "Mount read-only. Defaults to `false`.",
+					Optional:            true,
+					Computed:            true,
+					Default:             booldefault.StaticBool(false),
+				},
+				"size": schema.StringAttribute{
+					MarkdownDescription: "`tmpfs`: its size limit, e.g. `\"64MiB\"`; unlimited when unset.",
+					Optional:            true,
+					Validators:          []validator.String{sizeValidator()},
+				},
+				"mode": schema.StringAttribute{
+					MarkdownDescription: "`tmpfs`: permission bits in octal, e.g. `\"1777\"` (Docker's default) or `\"0700\"`.",
+					Optional:            true,
+					Validators:          []validator.String{modeValidator()},
 				},
 			}},
 		},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/docker/go-units"
@@ -190,6 +191,82 @@ func (ulimitsValidator) ValidateList(_ context.Context, req validator.ListReques
 		if _, err := units.ParseUlimit(fmt.Sprintf("%s=%d:%d", name.ValueString(), soft.ValueInt64(), hard.ValueInt64())); err != nil {
 			resp.Diagnostics.AddAttributeError(entry.AtName("soft"), "Invalid ulimit",
 				fmt.Sprintf("%s: %s. Give soft at most hard, both at least -1 (unlimited).", entry.AtName("soft"), err))
+		}
+	}
+}
+
+func modeValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid mode",
+		hint:    `Use octal permission bits, e.g. "1777" or "0700".`,
+		check: func(s string) error {
+			_, err := parseMode(s)
+			return err
+		},
+	}
+}
+
+// parseMode reads octal permission bits, sticky, setuid and setgid included.
+func parseMode(s string) (uint32, error) {
+	mode, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || mode > 0o7777 {
+		return 0, fmt.Errorf("%q is not octal permission bits", s)
+	}
+	return uint32(mode), nil
+}
+
+// mountsValidator checks what each mount type needs, and that no two mounts
+// share a target.
+type mountsValidator struct{}
+
+func (mountsValidator) Description(context.Context) string {
+	return "bind mounts need a source; size and mode are for tmpfs; targets are unique"
+}
+
+func (v mountsValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (mountsValidator) ValidateList(_ context.Context, req validator.ListRequest, resp *validator.ListResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	targets := map[string]int{}
+	for i, elem := range req.ConfigValue.Elements() {
+		obj, ok := elem.(types.Object)
+		if !ok || !isKnown(obj) {
+			continue
+		}
+		attrs := obj.Attributes()
+		kind, _ := attrs["type"].(types.String)
+		entry := req.Path.AtListIndex(i)
+		if !isKnown(kind) {
+			continue
+		}
+		set := func(name string) bool { v, ok := attrs[name].(types.String); return ok && !v.IsNull() }
+		switch kind.ValueString() {
+		case engine.MountBind:
+			if !set("source") {
+				resp.Diagnostics.AddAttributeError(entry.AtName("source"), "Bind mount without a source",
+					fmt.Sprintf("%s: a bind mount needs source, the absolute path on the host.", entry))
+			}
+			for _, name := range []string{"size", "mode"} {
+				if set(name) {
+					resp.Diagnostics.AddAttributeError(entry.AtName(name), "Not a tmpfs mount",
+						fmt.Sprintf("%s: %s applies to tmpfs mounts only; remove it from this bind mount.", entry.AtName(name), name))
+				}
+			}
+		case engine.MountTmpfs:
+			if set("source") {
+				resp.Diagnostics.AddAttributeError(entry.AtName("source"), "A tmpfs mount has no source",
+					fmt.Sprintf("%s: a tmpfs lives in memory; remove source.", entry.AtName("source")))
+			}
+		}
+		if target, ok := attrs["target"].(types.String); ok && isKnown(target) {
+			if first, dup := targets[target.ValueString()]; dup {
+				resp.Diagnostics.AddAttributeError(entry.AtName("target"), "Duplicate mount target",
+					fmt.Sprintf("%s: %q is already the target of mounts[%d]; mount each path once.", entry.AtName("target"), target.ValueString(), first))
+				continue
+			}
+			targets[target.ValueString()] = i
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
@@ -237,6 +239,9 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	for _, u := range opts.Ulimits {
 		hostConfig.Ulimits = append(hostConfig.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
 	}
+	for _, m := range opts.Mounts {
+		hostConfig.Mounts = append(hostConfig.Mounts, dockerMount(m))
+	}
 	for _, d := range opts.Devices {
 		hostConfig.Devices = append(hostConfig.Devices, container.DeviceMapping{
 			PathOnHost: d.HostPath, PathInContainer: d.ContainerPath, CgroupPermissions: d.Permissions,
@@ -255,6 +260,17 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		return "", e.refused("create container "+name, spec.Image, err)
 	}
 	return created.ID, nil
+}
+
+// dockerMount is a Mount in Docker's terms. Binds go through the Mounts
+// API, which refuses a missing source instead of creating it: the error
+// names the engine and the path.
+func dockerMount(m Mount) mount.Mount {
+	out := mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+	if m.Type == MountTmpfs && (m.SizeBytes > 0 || m.Mode > 0) {
+		out.TmpfsOptions = &mount.TmpfsOptions{SizeBytes: m.SizeBytes, Mode: os.FileMode(m.Mode)}
+	}
+	return out
 }
 
 // limits turns Berth's reservation and limits into Docker's resources. The

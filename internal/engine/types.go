@@ -105,6 +105,23 @@ type ContainerOptions struct {
 	ShmBytes   int64             `json:"shm_bytes,omitempty"` // 0: Docker's default (64MiB)
 	Init       bool              `json:"init,omitempty"`
 	StopSignal string            `json:"stop_signal,omitempty"`
+	Mounts     []Mount           `json:"mounts"`
+}
+
+// Mount kinds.
+const (
+	MountBind  = "bind"
+	MountTmpfs = "tmpfs"
+)
+
+// Mount is a bind mount of a host path or a tmpfs.
+type Mount struct {
+	Type      string `json:"type"`             // MountBind or MountTmpfs
+	Source    string `json:"source,omitempty"` // bind: the host path, which must exist
+	Target    string `json:"target"`
+	ReadOnly  bool   `json:"read_only,omitempty"`
+	SizeBytes int64  `json:"size_bytes,omitempty"` // tmpfs; 0: Docker's default (unlimited)
+	Mode      uint32 `json:"mode,omitempty"`       // tmpfs permission bits; 0: Docker's default (1777)
 }
 
 // Ulimit is one resource limit, e.g. nofile 1024:4096.

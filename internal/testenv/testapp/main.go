@@ -42,6 +42,24 @@ func serve(ctx context.Context, listener net.Listener) error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	// /file?path=P shows a file, and /write?path=P&content=C writes one, so
+	// that tests can see mounts from inside the container.
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		data, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write(data)
+	})
+	mux.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if err := os.WriteFile(q.Get("path"), []byte(q.Get("content")), 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "written")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		hostname, _ := os.Hostname()
 		fmt.Fprintf(w, "hostname=%s message=%s\n", hostname, os.Getenv("MESSAGE"))
