@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -62,6 +63,7 @@ type poolHostModel struct {
 	Memory           types.String  `tfsdk:"memory"`
 	MaxContainers    types.Int64   `tfsdk:"max_containers"`
 	PortRange        types.String  `tfsdk:"port_range"`
+	Schedulable      types.Bool    `tfsdk:"schedulable"`
 	DiscoveredCPUs   types.Int64   `tfsdk:"discovered_cpus"`
 	DiscoveredMemory types.Int64   `tfsdk:"discovered_memory"`
 	EngineVersion    types.String  `tfsdk:"engine_version"`
@@ -74,6 +76,7 @@ var poolHostAttrTypes = map[string]attr.Type{
 	"memory":            types.StringType,
 	"max_containers":    types.Int64Type,
 	"port_range":        types.StringType,
+	"schedulable":       types.BoolType,
 	"discovered_cpus":   types.Int64Type,
 	"discovered_memory": types.Int64Type,
 	"engine_version":    types.StringType,
@@ -149,6 +152,14 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 							Computed:   true,
 							Default:    stringdefault.StaticString(defaultPortRange),
 							Validators: []validator.String{portRangeValidator()},
+						},
+						"schedulable": schema.BoolAttribute{
+							MarkdownDescription: "`false` cordons the host: the containers it runs stay (and keep " +
+								"their capacity), but no new container is placed there, and replacements move elsewhere. " +
+								"Defaults to `true`.",
+							Optional: true,
+							Computed: true,
+							Default:  booldefault.StaticBool(true),
 						},
 						"discovered_cpus": schema.Int64Attribute{
 							// No UseStateForUnknown on what engines report: an update
@@ -344,7 +355,7 @@ func (m PoolResourceModel) spec(ctx context.Context) (backend.PoolSpec, diag.Dia
 	}
 	for name, h := range hosts {
 		hostPath := path.Root("hosts").AtMapKey(name)
-		host := backend.PoolHostSpec{MaxContainers: int(h.MaxContainers.ValueInt64())}
+		host := backend.PoolHostSpec{MaxContainers: int(h.MaxContainers.ValueInt64()), Cordoned: isKnown(h.Schedulable) && !h.Schedulable.ValueBool()}
 		diags.Append(h.Labels.ElementsAs(ctx, &host.Labels, false)...)
 		if isKnown(h.CPU) {
 			host.MilliCPU = milliCPU(h.CPU.ValueFloat64())
@@ -387,6 +398,7 @@ func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStat
 			Memory:        types.StringNull(),
 			MaxContainers: types.Int64Null(),
 			PortRange:     portRangeValue(old.PortRange, spec.PortMin, spec.PortMax),
+			Schedulable:   types.BoolValue(!spec.Cordoned),
 		}
 		if spec.Labels != nil || (hadPrior && !old.Labels.IsNull()) {
 			// `labels = {}` stays {}: null would plan a change against it forever.

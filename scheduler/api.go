@@ -29,6 +29,7 @@ type Host struct {
 	MaxContainers int       // 0 means unlimited
 	Ports         PortRange // zero value means the default range (DefaultPortRange)
 	Healthy       bool
+	Cordoned      bool // takes nothing new; keeps what it holds
 }
 
 // DefaultPortRange is used when a Host leaves Ports unset.

@@ -12,6 +12,7 @@ type Reason string
 // The rejection reasons, one per feasibility filter.
 const (
 	ReasonUnhealthy  Reason = "unhealthy"
+	ReasonCordoned   Reason = "cordoned"
 	ReasonNotPinned  Reason = "not_pinned"
 	ReasonConstraint Reason = "constraint"
 	ReasonSlots      Reason = "slots"
@@ -149,6 +150,15 @@ func explainHealthy(st *hostState, _ *compiledRequest) string {
 		return "unhealthy: " + st.sickness
 	}
 	return "unhealthy"
+}
+
+// Cordon: a cordoned host keeps what it holds and takes nothing new.
+func admitsUncordoned(st *hostState, _ *compiledRequest) bool {
+	return !st.host.Cordoned
+}
+
+func explainCordoned(*hostState, *compiledRequest) string {
+	return "cordoned (takes no new containers)"
 }
 
 // Pinned host: a request that names a host goes there or nowhere.

@@ -23,6 +23,8 @@ func TestFilters(t *testing.T) {
 		{"fits", stateOf(base, Resources{}, 0, nil), Request{Resources: Resources{MilliCPU: 500, MemoryBytes: 256 * mib}}, "", ""},
 		{"unhealthy", stateOf(full(base, func(h *Host) { h.Healthy = false }), Resources{}, 0, nil), Request{}, ReasonUnhealthy, "unhealthy"},
 		{"retired", &hostState{host: normalizeHost(base), retired: true}, Request{}, ReasonUnhealthy, "removed from the pool"},
+		{"cordoned", stateOf(full(base, func(h *Host) { h.Cordoned = true }), Resources{}, 0, nil), Request{}, ReasonCordoned, "cordoned (takes no new containers)"},
+		{"cordoned and pinned", stateOf(full(base, func(h *Host) { h.Cordoned = true }), Resources{}, 0, nil), Request{Host: "node1"}, ReasonCordoned, "cordoned (takes no new containers)"},
 		{"pinned elsewhere", stateOf(base, Resources{}, 0, nil), Request{Host: "node3"}, ReasonNotPinned, "not the pinned host node3"},
 		{"pinned here", stateOf(base, Resources{}, 0, nil), Request{Host: "node1"}, "", ""},
 		{"constraint", stateOf(base, Resources{}, 0, nil), Request{Constraints: []string{"zone in [a, b]", "zone != a"}}, ReasonConstraint, "constraint zone != a"},

@@ -107,6 +107,7 @@ func New(cfg Config) *Scheduler {
 	// first one a host fails.
 	s.filters = []filter{
 		{ReasonUnhealthy, admitsHealthy, explainHealthy},          // health: unhealthy or removed hosts take nothing
+		{ReasonCordoned, admitsUncordoned, explainCordoned},       // cordoned hosts keep what runs, take nothing new
 		{ReasonNotPinned, admitsPinned, explainPinned},            // pinned host: there or nowhere
 		{ReasonConstraint, admitsConstraints, explainConstraints}, // hard constraints on labels
 		{ReasonSlots, admitsSlots, explainSlots},                  // max_containers

@@ -78,8 +78,9 @@ type PoolHostSpec struct {
 	MilliCPU      int64
 	MemoryBytes   int64
 	MaxContainers int
-	PortMin       int // range of host ports Berth picks from (external = 0);
-	PortMax       int // zero means scheduler.DefaultPortRange
+	PortMin       int  // range of host ports Berth picks from (external = 0);
+	PortMax       int  // zero means scheduler.DefaultPortRange
+	Cordoned      bool // takes no new containers; keeps what runs there
 }
 
 // PoolStatus is a pool as applied, with what was discovered per host.

@@ -234,6 +234,7 @@ func schedulerHosts(status PoolStatus) []scheduler.Host {
 			MaxContainers: spec.MaxContainers,
 			Ports:         scheduler.PortRange{Min: spec.PortMin, Max: spec.PortMax},
 			Healthy:       true,
+			Cordoned:      spec.Cordoned,
 		})
 	}
 	return hosts

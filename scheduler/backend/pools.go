@@ -258,6 +258,7 @@ func poolRecord(spec PoolSpec, discovered map[string]engine.Info, revision int64
 			MaxContainers: h.MaxContainers,
 			PortMin:       h.PortMin,
 			PortMax:       h.PortMax,
+			Cordoned:      h.Cordoned,
 			Discovered:    discovered[name],
 		}
 	}
@@ -278,6 +279,7 @@ func statusFromRecord(rec engine.PoolRecord) PoolStatus {
 			MaxContainers: h.MaxContainers,
 			PortMin:       h.PortMin,
 			PortMax:       h.PortMax,
+			Cordoned:      h.Cordoned,
 		}
 		status.Discovered[name] = h.Discovered
 	}
