@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +178,121 @@ func TestAccResizeThatNoLongerFitsAtApply(t *testing.T) {
 	}
 	if _, c, err := lcWeb(ctx, set, pool); err != nil || c == nil || c.MemoryBytes != 32<<20 {
 		t.Errorf("web after the failed resize: %+v, %v; want it unchanged at 32MiB", c, err)
+	}
+}
+
+// ppHost renders one member of a pool for TestAccDeadEngine.
+func ppHost(name string, portMin int, extra string) string {
+	return fmt.Sprintf("    %s = { cpu = 1, memory = \"256MiB\", port_range = \"%d-%d\" %s }\n", name, portMin, portMin+99, extra)
+}
+
+// ppWhere returns the engine the pool's container named name runs on, and
+// its id; "" when no answering engine has it.
+func ppWhere(ctx context.Context, t *testing.T, set *engine.Set, pool, name string, engines ...string) (string, string) {
+	t.Helper()
+	for _, host := range engines {
+		eng, err := set.Get(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed, err := eng.ListContainers(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range listed {
+			if c.Name == name {
+				return host, c.ID
+			}
+		}
+	}
+	return "", ""
+}
+
+// A cordoned host keeps what runs and takes nothing new; a dead engine
+// does not hold the workspace hostage: an unchanged plan passes with a
+// warning naming the host, the host can be written off (lost = true), its
+// containers are re-created elsewhere, and it can then leave the pool.
+func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pp-dead"
+	node1, node2, node3 := env.Engines[0].Name, env.Engines[1].Name, env.Engines[2].Name
+	cleanupPool(t, set, pool)
+	// Registered after cleanupPool, so it runs first: the cleanup needs the engine.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := env.StartEngine(ctx, node2); err != nil {
+			t.Errorf("restarting %s: %v", node2, err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	config := func(node2Extra, node3Extra string, more ...string) string {
+		hosts := ppHost(node1, 59500, "") + ppHost(node3, 59700, node3Extra)
+		if node2Extra != "gone" {
+			hosts += ppHost(node2, 59600, node2Extra)
+		}
+		return env.ProviderHCL() + fmt.Sprintf("resource \"berth_pool\" %q {\n  name = %q\n  hosts = {\n%s  }\n}\n", pool, pool, hosts) +
+			lcContainer("a", pool, "a", env.Image, `cpu = 0.1`, `memory = "32MiB"`, `host = "node3"`) +
+			lcContainer("b", pool, "b", env.Image, `cpu = 0.1`, `memory = "32MiB"`, `constraints = ["~node.name == node2"]`) +
+			strings.Join(more, "")
+	}
+	ws := newCLIWorkspace(t, env, config("", ""))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
+	mustApply := func(what string) string {
+		t.Helper()
+		out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, out)
+		}
+		return out
+	}
+	mustApply("first apply")
+	if host, _ := ppWhere(ctx, t, set, pool, "b", node1, node2, node3); host != node2 {
+		t.Fatalf("b is on %q, want node2, which it prefers", host)
+	}
+	_, aID := ppWhere(ctx, t, set, pool, "a", node3)
+
+	// Cordoned node3: a stays, nothing new may go there.
+	cordoned := `, schedulable = false`
+	ws.write(config("", cordoned, lcContainer("c", pool, "c", env.Image, `cpu = 0.1`, `memory = "32MiB"`, `host = "node3"`)))
+	if out, err := ws.run(ctx, "plan", "-no-color"); err == nil || !diagnostic(`no host fits c...node3: cordoned`).MatchString(out) {
+		t.Errorf("a container pinned to a cordoned host planned, or without the reason: %v\n%s", err, out)
+	}
+	ws.write(config("", cordoned))
+	mustApply("cordoning node3")
+	if _, id := ppWhere(ctx, t, set, pool, "a", node3); id != aID {
+		t.Errorf("a is %q on node3 after the cordon, want the same container %s", id, aID)
+	}
+
+	// node2 dies: the unchanged workspace still plans, and says why b is not refreshed.
+	if err := env.StopEngine(ctx, node2); err != nil {
+		t.Fatal(err)
+	}
+	code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color")
+	if code != 0 {
+		t.Errorf("plan of the unchanged workspace with node2 down: exit %d, want 0 (no changes)\n%s", code, out)
+	}
+	if !diagnostic(`Warning: Container pp-dead/b kept as last known: host node2 does not answer...lost = true`).MatchString(out) {
+		t.Errorf("the plan does not warn about b on node2:\n%s", out)
+	}
+
+	// Written off: b is forgotten and re-created on node1 (node3 is cordoned).
+	ws.write(config(`, lost = true`, cordoned))
+	mustApply("writing node2 off")
+	out = mustApply("re-creating what node2 ran")
+	if !diagnostic(`1 added, 0 changed, 0 destroyed`).MatchString(out) {
+		t.Errorf("the apply after writing node2 off did not re-create b:\n%s", out)
+	}
+	if host, _ := ppWhere(ctx, t, set, pool, "b", node1, node3); host != node1 {
+		t.Errorf("b is on %q after node2 was written off, want node1", host)
+	}
+
+	// And node2 leaves the pool, though it still does not answer.
+	ws.write(config("gone", cordoned))
+	mustApply("removing node2")
+	if code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color"); code != 0 {
+		t.Errorf("plan after removing node2: exit %d, want 0\n%s", code, out)
 	}
 }

@@ -105,7 +105,12 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	}
 	observed, err := be.ReadContainer(ctx, state.ref())
 	if err != nil {
-		resp.Diagnostics.AddError(fmt.Sprintf("Cannot read container %s", state.ID.ValueString()), err.Error())
+		// Its engine does not answer: keep what state knows, so that one
+		// dead host does not fail every plan (lost = true on the pool host
+		// writes it off).
+		resp.Diagnostics.AddWarning(fmt.Sprintf("Container %s kept as last known: host %s does not answer", state.ID.ValueString(), state.Host.ValueString()),
+			fmt.Sprintf("%v. The container is kept in state unchanged. If the host is gone for good, set lost = true on hosts.%s of pool %s to forget its containers and re-create them elsewhere.",
+				err, state.Host.ValueString(), state.Pool.ValueString()))
 		return
 	}
 	if observed == nil { // removed out of band: plan a re-create

@@ -64,6 +64,7 @@ type poolHostModel struct {
 	MaxContainers    types.Int64   `tfsdk:"max_containers"`
 	PortRange        types.String  `tfsdk:"port_range"`
 	Schedulable      types.Bool    `tfsdk:"schedulable"`
+	Lost             types.Bool    `tfsdk:"lost"`
 	DiscoveredCPUs   types.Int64   `tfsdk:"discovered_cpus"`
 	DiscoveredMemory types.Int64   `tfsdk:"discovered_memory"`
 	EngineVersion    types.String  `tfsdk:"engine_version"`
@@ -77,6 +78,7 @@ var poolHostAttrTypes = map[string]attr.Type{
 	"max_containers":    types.Int64Type,
 	"port_range":        types.StringType,
 	"schedulable":       types.BoolType,
+	"lost":              types.BoolType,
 	"discovered_cpus":   types.Int64Type,
 	"discovered_memory": types.Int64Type,
 	"engine_version":    types.StringType,
@@ -160,6 +162,16 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 							Optional: true,
 							Computed: true,
 							Default:  booldefault.StaticBool(true),
+						},
+						"lost": schema.BoolAttribute{
+							MarkdownDescription: "`true` writes the host off when its engine is gone for good: " +
+								"Berth stops asking it, takes nothing new there, and forgets the pool's containers on " +
+								"it (the next plan re-creates them elsewhere; deleting one just drops it from state). " +
+								"Once they are gone from state, remove the host from `hosts`. Defaults to `false`. " +
+								"A cordoned host (`schedulable = false`) that does not answer does not fail the pool either.",
+							Optional: true,
+							Computed: true,
+							Default:  booldefault.StaticBool(false),
 						},
 						"discovered_cpus": schema.Int64Attribute{
 							// No UseStateForUnknown on what engines report: an update
@@ -283,6 +295,11 @@ func (r *PoolResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRe
 	if be == nil || !req.Config.Raw.IsFullyKnown() || resp.Diagnostics.HasError() {
 		return
 	}
+	if resp.Plan.Raw.Equal(req.State.Raw) {
+		// Unchanged: nothing to check, and no member needs to answer (a dead
+		// engine must not hold the workspace hostage).
+		return
+	}
 	spec, diags := plan.spec(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
@@ -355,7 +372,7 @@ func (m PoolResourceModel) spec(ctx context.Context) (backend.PoolSpec, diag.Dia
 	}
 	for name, h := range hosts {
 		hostPath := path.Root("hosts").AtMapKey(name)
-		host := backend.PoolHostSpec{MaxContainers: int(h.MaxContainers.ValueInt64()), Cordoned: isKnown(h.Schedulable) && !h.Schedulable.ValueBool()}
+		host := backend.PoolHostSpec{MaxContainers: int(h.MaxContainers.ValueInt64()), Cordoned: isKnown(h.Schedulable) && !h.Schedulable.ValueBool(), Lost: h.Lost.ValueBool()}
 		diags.Append(h.Labels.ElementsAs(ctx, &host.Labels, false)...)
 		if isKnown(h.CPU) {
 			host.MilliCPU = milliCPU(h.CPU.ValueFloat64())
@@ -399,6 +416,7 @@ func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStat
 			MaxContainers: types.Int64Null(),
 			PortRange:     portRangeValue(old.PortRange, spec.PortMin, spec.PortMax),
 			Schedulable:   types.BoolValue(!spec.Cordoned),
+			Lost:          types.BoolValue(spec.Lost),
 		}
 		if spec.Labels != nil || (hadPrior && !old.Labels.IsNull()) {
 			// `labels = {}` stays {}: null would plan a change against it forever.

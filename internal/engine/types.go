@@ -188,6 +188,7 @@ type PoolRecordHost struct {
 	PortMin       int               `json:"port_min,omitempty"` // range for ports Berth picks
 	PortMax       int               `json:"port_max,omitempty"`
 	Cordoned      bool              `json:"cordoned,omitempty"`
+	Lost          bool              `json:"lost,omitempty"`
 	// What the engine reported when the pool was applied; schedulable
 	// capacity falls back to it when MilliCPU or MemoryBytes is zero.
 	Discovered Info `json:"discovered"`

@@ -81,6 +81,29 @@ type PoolHostSpec struct {
 	PortMin       int  // range of host ports Berth picks from (external = 0);
 	PortMax       int  // zero means scheduler.DefaultPortRange
 	Cordoned      bool // takes no new containers; keeps what runs there
+	// Lost: the engine is gone for good. Nothing asks it any more, the
+	// pool's containers on it read as gone (so their resources plan a
+	// re-create elsewhere) and delete as done, and the host can then be
+	// removed from the pool. Implies Cordoned.
+	Lost bool
+}
+
+// notLost keeps the hosts the spec does not mark lost.
+func (s PoolSpec) notLost(hosts []string) []string {
+	kept := make([]string, 0, len(hosts))
+	for _, host := range hosts {
+		if !s.Hosts[host].Lost {
+			kept = append(kept, host)
+		}
+	}
+	return kept
+}
+
+// spared reports whether a member may fail to answer without failing the
+// pool: a cordoned or lost host takes nothing new, so its capacity is not
+// needed, and a dead engine can then be cordoned and written off.
+func (h PoolHostSpec) spared() bool {
+	return h.Cordoned || h.Lost
 }
 
 // PoolStatus is a pool as applied, with what was discovered per host.

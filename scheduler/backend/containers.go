@@ -332,6 +332,9 @@ func keepLeftover(ps *poolState, spec ContainerSpec, res scheduler.Reservation, 
 // ReadContainer observes a container from the engine's batched snapshot.
 func (b *Embedded) ReadContainer(ctx context.Context, ref ContainerRef) (*ContainerState, error) {
 	containers, err := b.reads.get(ctx, ref.Host)
+	if err != nil && b.lostHost(ctx, ref.Pool, ref.Host) {
+		return nil, nil // written off with its host: gone
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s/%s on %s: %w", ref.Pool, ref.Name, ref.Host, err)
 	}
@@ -439,7 +442,7 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 		return err
 	}
 	defer b.reads.changed(ref.Host)
-	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil {
+	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil && !b.lostHost(ctx, ref.Pool, ref.Host) {
 		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
 	}
 	if ps, ok := b.pools.loaded(ref.Pool); ok {

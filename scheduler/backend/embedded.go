@@ -127,6 +127,10 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if status.Spec.Hosts[host].Lost {
+				sched.SetUnhealthy(host, "lost (written off in the pool)")
+				return
+			}
 			observed, err := b.observe(ctx, host, pool)
 			if err != nil {
 				sched.SetUnhealthy(host, err.Error())
@@ -234,7 +238,7 @@ func schedulerHosts(status PoolStatus) []scheduler.Host {
 			MaxContainers: spec.MaxContainers,
 			Ports:         scheduler.PortRange{Min: spec.PortMin, Max: spec.PortMax},
 			Healthy:       true,
-			Cordoned:      spec.Cordoned,
+			Cordoned:      spec.Cordoned || spec.Lost,
 		})
 	}
 	return hosts

@@ -42,10 +42,18 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 	if previous != nil && previous.Scheduler != "" && b.servedAs == "" {
 		return PoolStatus{}, b.checkMode(*previous)
 	}
+	// Records go to the members that answered; a spared member that did
+	// not keeps what it last reported, and a removed host that was lost
+	// is never asked again.
+	answered := keys(discovered)
 	if previous != nil {
-		for host := range previous.Spec.Hosts {
-			if _, kept := spec.Hosts[host]; !kept {
+		for host, was := range previous.Spec.Hosts {
+			_, kept := spec.Hosts[host]
+			if !kept && !was.Lost {
 				removed = append(removed, host)
+			}
+			if _, ok := discovered[host]; kept && !ok {
+				discovered[host] = previous.Discovered[host]
 			}
 		}
 	}
@@ -55,7 +63,7 @@ func (b *Embedded) ApplyPool(ctx context.Context, spec PoolSpec) (PoolStatus, er
 
 	record := poolRecord(spec, discovered, time.Now().UnixNano())
 	record.Scheduler = b.servedAs
-	err = forEachHost(keys(spec.Hosts), func(host string) error {
+	err = forEachHost(answered, func(host string) error {
 		eng, err := b.engines.Get(host)
 		if err != nil {
 			return err
@@ -146,10 +154,11 @@ func (b *Embedded) DeletePool(ctx context.Context, name string) error {
 	if err := b.checkMode(*current); err != nil {
 		return err
 	}
-	if err := b.refuseIfInUse(ctx, name, keys(current.Spec.Hosts), "delete"); err != nil {
+	// Lost members are never asked again.
+	if err := b.refuseIfInUse(ctx, name, current.Spec.notLost(keys(current.Spec.Hosts)), "delete"); err != nil {
 		return err
 	}
-	err = forEachHost(b.engines.Names(), func(host string) error {
+	err = forEachHost(current.Spec.notLost(b.engines.Names()), func(host string) error {
 		eng, err := b.engines.Get(host)
 		if err != nil {
 			return err
@@ -193,16 +202,23 @@ func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error
 }
 
 // discover asks every member engine what it has. Errors name host and
-// endpoint, all of them at once.
+// endpoint, all of them at once. Lost hosts are not asked, and a cordoned
+// host that does not answer is left out rather than failing the pool.
 func (b *Embedded) discover(ctx context.Context, spec PoolSpec) (map[string]engine.Info, error) {
 	var mu sync.Mutex
 	discovered := make(map[string]engine.Info, len(spec.Hosts))
 	err := forEachHost(keys(spec.Hosts), func(host string) error {
+		if spec.Hosts[host].Lost {
+			return nil
+		}
 		eng, err := b.engines.Get(host)
 		if err != nil {
 			return fmt.Errorf("pool %q host %q: %w", spec.Name, host, err)
 		}
 		info, err := eng.Info(ctx)
+		if err != nil && spec.Hosts[host].spared() {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -212,6 +228,13 @@ func (b *Embedded) discover(ctx context.Context, spec PoolSpec) (map[string]engi
 		return nil
 	})
 	return discovered, err
+}
+
+// lostHost reports whether the pool's record marks host as lost: its
+// containers are then forgotten rather than failing every read and delete.
+func (b *Embedded) lostHost(ctx context.Context, pool, host string) bool {
+	status, err := b.ReadPool(ctx, pool)
+	return err == nil && status != nil && status.Spec.Hosts[host].Lost
 }
 
 // refuseIfInUse fails, listing them, when the hosts hold containers of the pool.
@@ -259,6 +282,7 @@ func poolRecord(spec PoolSpec, discovered map[string]engine.Info, revision int64
 			PortMin:       h.PortMin,
 			PortMax:       h.PortMax,
 			Cordoned:      h.Cordoned,
+			Lost:          h.Lost,
 			Discovered:    discovered[name],
 		}
 	}
@@ -280,6 +304,7 @@ func statusFromRecord(rec engine.PoolRecord) PoolStatus {
 			PortMin:       h.PortMin,
 			PortMax:       h.PortMax,
 			Cordoned:      h.Cordoned,
+			Lost:          h.Lost,
 		}
 		status.Discovered[name] = h.Discovered
 	}
