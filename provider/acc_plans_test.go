@@ -186,16 +186,19 @@ func ppHost(name string, portMin int, extra string) string {
 	return fmt.Sprintf("    %s = { cpu = 1, memory = \"256MiB\", port_range = \"%d-%d\" %s }\n", name, portMin, portMin+99, extra)
 }
 
-// ppWhere returns the engine the pool's container named name runs on, and
-// its id; "" when no answering engine has it.
-func ppWhere(ctx context.Context, t *testing.T, set *engine.Set, pool, name string, engines ...string) (string, string) {
+// ppDeadPool is TestAccDeadEngine's pool.
+const ppDeadPool = "pp-dead"
+
+// ppWhere returns the engine ppDeadPool's container named name runs on,
+// and its id; "" when none of the engines has it.
+func ppWhere(ctx context.Context, t *testing.T, set *engine.Set, name string, engines ...string) (string, string) {
 	t.Helper()
 	for _, host := range engines {
 		eng, err := set.Get(host)
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed, err := eng.ListContainers(ctx, pool)
+		listed, err := eng.ListContainers(ctx, ppDeadPool)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +218,7 @@ func ppWhere(ctx context.Context, t *testing.T, set *engine.Set, pool, name stri
 func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
 	env := accEnv(t)
 	set := accEngines(t, env)
-	const pool = "pp-dead"
+	const pool = ppDeadPool
 	node1, node2, node3 := env.Engines[0].Name, env.Engines[1].Name, env.Engines[2].Name
 	cleanupPool(t, set, pool)
 	// Registered after cleanupPool, so it runs first: the cleanup needs the engine.
@@ -249,10 +252,10 @@ func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
 		return out
 	}
 	mustApply("first apply")
-	if host, _ := ppWhere(ctx, t, set, pool, "b", node1, node2, node3); host != node2 {
+	if host, _ := ppWhere(ctx, t, set, "b", node1, node2, node3); host != node2 {
 		t.Fatalf("b is on %q, want node2, which it prefers", host)
 	}
-	_, aID := ppWhere(ctx, t, set, pool, "a", node3)
+	_, aID := ppWhere(ctx, t, set, "a", node3)
 
 	// Cordoned node3: a stays, nothing new may go there.
 	cordoned := `, schedulable = false`
@@ -262,7 +265,7 @@ func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
 	}
 	ws.write(config("", cordoned))
 	mustApply("cordoning node3")
-	if _, id := ppWhere(ctx, t, set, pool, "a", node3); id != aID {
+	if _, id := ppWhere(ctx, t, set, "a", node3); id != aID {
 		t.Errorf("a is %q on node3 after the cordon, want the same container %s", id, aID)
 	}
 
@@ -285,7 +288,7 @@ func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
 	if !diagnostic(`1 added, 0 changed, 0 destroyed`).MatchString(out) {
 		t.Errorf("the apply after writing node2 off did not re-create b:\n%s", out)
 	}
-	if host, _ := ppWhere(ctx, t, set, pool, "b", node1, node3); host != node1 {
+	if host, _ := ppWhere(ctx, t, set, "b", node1, node3); host != node1 {
 		t.Errorf("b is on %q after node2 was written off, want node1", host)
 	}
 
