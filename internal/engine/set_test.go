@@ -7,13 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
 
 func TestNewSetRejectsBadEndpoints(t *testing.T) {
@@ -107,34 +106,10 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	caKey := newKey(t)
-	caTemplate := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
-		key := newKey(t)
-		template := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "berth test"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, template, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pemText("CERTIFICATE", der), keyPEM(t, key)
-	}
-	p := testPKI{caPEM: pemText("CERTIFICATE", caDER), caPool: x509.NewCertPool()}
-	p.caPool.AddCert(caCert)
-	p.serverCertPEM, p.serverKeyPEM = issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	p.clientCertPEM, p.clientKeyPEM = issue(3, x509.ExtKeyUsageClientAuth, nil)
+	ca := testenv.NewCA(t, "berth test CA")
+	p := testPKI{caPEM: ca.PEM, caPool: ca.Pool}
+	p.serverCertPEM, p.serverKeyPEM = ca.Issue(t, "berth test", x509.ExtKeyUsageServerAuth)
+	p.clientCertPEM, p.clientKeyPEM = ca.Issue(t, "berth test", x509.ExtKeyUsageClientAuth)
 	return p
 }
 
