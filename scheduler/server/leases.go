@@ -22,6 +22,9 @@ import (
 // the ledger is rebuilt from the engines.
 const bucketLeases = "leases"
 
+// BucketLeases is where the held leases are, for a metrics collector.
+const BucketLeases = bucketLeases
+
 // leaseRecord is a held lease as stored.
 type leaseRecord struct {
 	api.Lease
@@ -45,6 +48,8 @@ type leases struct {
 	store store.Store
 	clock func() time.Time
 	log   *slog.Logger
+	// onExpired is told the pool of each lease the sweep removes (metrics).
+	onExpired func(pool string)
 
 	mu     sync.Mutex // guards the maps; never held across I/O
 	byID   map[string]*leaseEntry
@@ -53,7 +58,7 @@ type leases struct {
 }
 
 func newLeases(be *backend.Embedded, st store.Store, clock func() time.Time, log *slog.Logger) *leases {
-	return &leases{be: be, store: st, clock: clock, log: log, byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}, byName: map[string]*leaseEntry{}}
+	return &leases{be: be, store: st, clock: clock, log: log, onExpired: func(string) {}, byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}, byName: map[string]*leaseEntry{}}
 }
 
 // leaseKey is the lease's key in the scheduler.
@@ -398,6 +403,7 @@ func (l *leases) sweep(ctx context.Context) {
 			if err := l.forget(ctx, e); err != nil {
 				l.log.Warn("expired lease not removed", "lease", rec.ID, "err", err)
 			} else {
+				l.onExpired(rec.Pool)
 				l.log.Info("lease expired", "lease", rec.ID, "pool", rec.Pool, "name", rec.Name, "host", rec.Host, "holder", rec.Holder, "bound_to", holder)
 			}
 		}

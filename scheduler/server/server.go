@@ -31,6 +31,8 @@ type Config struct {
 	InFlightWait  time.Duration // how long a repeat waits for its first run; default 5s
 	OpTimeout     time.Duration // bound on one detached operation; default 15m
 	IdemRetention time.Duration // how long answers are kept for repeats; default 24h
+
+	OnLeaseExpired func(pool string) // told each lease the sweep removes; optional
 }
 
 // Server is berthd's API.
@@ -67,6 +69,9 @@ func New(cfg Config) (*Server, error) {
 		s.clock = time.Now
 	}
 	s.leases = newLeases(s.be, s.store, s.clock, s.log)
+	if cfg.OnLeaseExpired != nil {
+		s.leases.onExpired = cfg.OnLeaseExpired
+	}
 	s.idem = &idempotency{
 		store: s.store, clock: s.clock, running: map[string]*operation{},
 		waitInFlight: orDefault(cfg.InFlightWait, 5*time.Second),

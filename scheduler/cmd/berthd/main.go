@@ -18,6 +18,7 @@ import (
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
+	"github.com/berthsh/terraform-provider-berth/scheduler/metrics"
 	"github.com/berthsh/terraform-provider-berth/scheduler/server"
 	"github.com/berthsh/terraform-provider-berth/scheduler/store"
 )
@@ -128,21 +129,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		url = scheme + "://" + listener.Addr().String()
 	}
+	m := metrics.New()
 	newServer := func(st store.Store) (*server.Server, error) {
 		return server.New(server.Config{
-			Backend: backend.NewEmbedded(engines).ServeAs(url),
-			Store:   st,
-			Tokens:  tokens,
-			Logger:  log,
+			Backend:        backend.NewEmbedded(engines).ServeAs(url),
+			Store:          m.Store(st, cfg.etcd.store),
+			Tokens:         tokens,
+			Logger:         log,
+			OnLeaseExpired: m.LeaseExpired,
 		})
 	}
-	srv, err := openServer(cfg, log, url, newServer)
+	srv, err := openServer(cfg, log, url, newServer, m)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	httpServer := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           withMetrics(m, tokens, srv.Handler()),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthsh/terraform-provider-berth/scheduler/metrics"
 	"github.com/berthsh/terraform-provider-berth/scheduler/replica"
 	"github.com/berthsh/terraform-provider-berth/scheduler/server"
 	"github.com/berthsh/terraform-provider-berth/scheduler/store"
@@ -56,12 +57,14 @@ type service interface {
 // openServer opens the store the flags choose and the API over it: one
 // server on bolt, or a replica on etcd that builds a server each time it
 // is elected.
-func openServer(cfg config, log *slog.Logger, url string, newServer func(store.Store) (*server.Server, error)) (service, error) {
+func openServer(cfg config, log *slog.Logger, url string, newServer func(store.Store) (*server.Server, error), m *metrics.Metrics) (service, error) {
 	if cfg.etcd.store != "etcd" {
 		st, err := store.OpenBolt(cfg.dataDir, 5*time.Second)
 		if err != nil {
 			return nil, err
 		}
+		m.SingleLeader()
+		m.WatchLeases(server.BucketLeases, func() store.Store { return st })
 		srv, err := newServer(st)
 		if err != nil {
 			_ = st.Close()
@@ -77,11 +80,21 @@ func openServer(cfg config, log *slog.Logger, url string, newServer func(store.S
 	if err != nil {
 		return nil, err
 	}
-	rep, err := replica.New(replica.Config{
-		Store:  st,
-		URL:    url,
-		TTL:    cfg.etcd.leaderTTL,
-		Logger: log,
+	var rep *replica.Replica
+	// Only the leader counts the leases, so that they are not counted once
+	// per replica.
+	m.WatchLeases(server.BucketLeases, func() store.Store {
+		if rep.Role() != replica.RoleLeader {
+			return nil
+		}
+		return st
+	})
+	rep, err = replica.New(replica.Config{
+		Store:          st,
+		URL:            url,
+		TTL:            cfg.etcd.leaderTTL,
+		Logger:         log,
+		OnLeaderChange: m.LeaderChanged,
 		Lead: func(ctx context.Context, fenced store.Store) (http.Handler, func(context.Context) error, error) {
 			srv, err := newServer(fenced)
 			if err != nil {
@@ -122,3 +135,14 @@ func (r replicated) Start(ctx context.Context) error {
 }
 
 func (r replicated) Close() error { return r.st.Close() }
+
+// withMetrics serves /metrics to any valid token and measures the rest.
+func withMetrics(m *metrics.Metrics, tokens *server.Tokens, api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler(func(r *http.Request) bool {
+		_, ok := tokens.Authenticate(metrics.BearerToken(r))
+		return ok
+	}))
+	mux.Handle("/", m.Middleware(api))
+	return mux
+}

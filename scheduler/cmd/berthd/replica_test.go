@@ -145,6 +145,10 @@ func TestReplicasKill9LeaderDuringCreates(t *testing.T) {
 	if status, h := standby.health(t); status != http.StatusOK || h.Role != replica.RoleLeader {
 		t.Errorf("the surviving replica says %d %+v, want leader", status, h)
 	}
+	if families := scrape(t, standby); value(families, "berth_leader", nil) != 1 || value(families, "berth_leader_changes_total", nil) < 1 {
+		t.Errorf("the new leader's metrics: berth_leader %v, berth_leader_changes_total %v; want 1 and at least 1",
+			value(families, "berth_leader", nil), value(families, "berth_leader_changes_total", nil))
+	}
 	perHost := oneEach(t, env, "rep1", n)
 	usage := decodeAs[backend.PoolUsage](t, standby.do("GET", api.PoolUsagePath("rep1"), adminToken, "", nil), http.StatusOK)
 	for _, h := range usage.Hosts {
