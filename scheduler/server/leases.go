@@ -275,7 +275,9 @@ func (l *leases) create(ctx context.Context, req api.CreateRequest) (backend.Con
 	}
 	key, _ := leaseKey(spec)
 	id := req.LeaseID
-	if id == "" {
+	if _, held := l.be.Reservation(spec.Pool, id); !held {
+		// No lease named, or it is gone: a later plan of the same spec
+		// may hold one.
 		if e, ok := l.getByKey(key); ok {
 			id = e.rec.ID
 		}
