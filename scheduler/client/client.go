@@ -19,9 +19,12 @@ type Client struct {
 	lease time.Duration
 	reads *readBatcher
 
-	mu      sync.Mutex // guards leases and planned; never held across I/O
+	mu      sync.Mutex // guards leases, planned and failed; never held across I/O
 	leases  map[string]heldLease
 	planned map[string]bool // pools planned by this process
+	// failed is set once a create of this process did not fit: the plan
+	// fails, so its leases only keep capacity from others.
+	failed bool
 }
 
 // heldLease is a lease this process took, with the spec it was taken for.
@@ -118,13 +121,42 @@ func (c *Client) takeLease(ctx context.Context, req api.LeaseRequest) (backend.P
 		// berthd places them at apply, and the plan shows no host.
 		return backend.PlanResult{}, nil
 	}
+	if isCode(err, api.CodeNoFit) {
+		c.abandon(ctx)
+	}
 	if err != nil {
 		return backend.PlanResult{}, err
 	}
 	c.mu.Lock()
 	c.leases[leaseKey(req.Spec.Pool, req.Spec.Name)] = heldLease{lease: lease, spec: req.Spec}
+	failed := c.failed
 	c.mu.Unlock()
+	if failed {
+		c.abandon(ctx)
+	}
 	return backend.PlanResult{Host: lease.Host}, nil
+}
+
+// abandon gives back the leases this process holds once one of its
+// creates did not fit. A plan with an error is never applied, and its
+// leases would otherwise keep capacity from every other workspace until
+// placement_lease runs out. In an apply, a create whose lease was given
+// back is taken again on its planned host, or fails asking for a new plan.
+func (c *Client) abandon(ctx context.Context) {
+	c.mu.Lock()
+	c.failed = true
+	held := make([]api.Lease, 0, len(c.leases))
+	for key, h := range c.leases {
+		held = append(held, h.lease)
+		delete(c.leases, key)
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	for _, l := range held {
+		// Best effort: a lease not given back still expires.
+		_ = c.t.do(ctx, http.MethodDelete, api.LeasePath(l.ID), newKey("release"), nil, nil)
+	}
 }
 
 func (c *Client) plannedHere(pool string) bool {
@@ -161,13 +193,15 @@ func (c *Client) CreateContainer(ctx context.Context, spec backend.ContainerSpec
 	return created, err
 }
 
-// heldFor finds the lease taken for spec by this process's re-plan. The
+// heldFor finds, and hands over to the create, the lease taken for spec
+// by this process's re-plan. The
 // plan's host is in spec now; the lease was taken with spec's host as
 // configured, so everything else must match.
 func (c *Client) heldFor(spec backend.ContainerSpec) (heldLease, bool) {
+	key := leaseKey(spec.Pool, spec.Name)
 	c.mu.Lock()
-	held, ok := c.leases[leaseKey(spec.Pool, spec.Name)]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	held, ok := c.leases[key]
 	if !ok || spec.Host != held.lease.Host {
 		return heldLease{}, false
 	}
@@ -176,6 +210,7 @@ func (c *Client) heldFor(spec backend.ContainerSpec) (heldLease, bool) {
 	if api.Fingerprint(asTaken) != api.Fingerprint(held.spec) {
 		return heldLease{}, false
 	}
+	delete(c.leases, key) // the create binds it: no longer this process's to give back
 	return held, true
 }
 
@@ -250,6 +285,9 @@ func (c *Client) FindContainer(ctx context.Context, pool, name string) (*backend
 	}
 	return &found, nil
 }
+
+// releaseTimeout bounds giving back an abandoned plan's leases.
+const releaseTimeout = 30 * time.Second
 
 func leaseKey(pool, name string) string { return pool + "/" + name }
 

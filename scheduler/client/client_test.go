@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,7 @@ type fakeBerthd struct {
 func (f *fakeBerthd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := new(strings.Builder)
 	_, _ = fmt.Fprint(body, readAll(r))
+	r.Body = io.NopCloser(strings.NewReader(body.String())) // handlers read it too
 	f.mu.Lock()
 	f.requests = append(f.requests, r)
 	f.bodies = append(f.bodies, body.String())
@@ -331,5 +333,43 @@ func TestBackoffHonoursRetryAfterAndJitters(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Errorf("50 waits took only %d distinct values: no jitter", len(seen))
+	}
+}
+
+// Once a create does not fit, the plan fails: the leases this process took,
+// before and after, are given back instead of holding capacity until they
+// expire.
+func TestNoFitGivesBackThePlansLeases(t *testing.T) {
+	route := func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+		case strings.Contains(readAll(r), `"Name":"web-1"`):
+			fail(http.StatusConflict, api.CodeNoFit, "no host fits web-1", "")(w, r)
+		default:
+			answer(api.Lease{ID: fmt.Sprint("r-", time.Now().UnixNano()), Host: "node1"})(w, r)
+		}
+	}
+	f, url := serve(t, route)
+	c := newTestClient(t, url)
+	ctx := context.Background()
+	for _, name := range []string{"web-0", "web-1", "web-2"} {
+		s := spec
+		s.Name = name
+		_, err := c.PlanContainer(ctx, s)
+		if (err != nil) != (name == "web-1") {
+			t.Fatalf("plan %s: %v", name, err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var released []string
+	for _, r := range f.requests {
+		if r.Method == http.MethodDelete {
+			released = append(released, r.URL.Path)
+		}
+	}
+	if len(released) != 2 {
+		t.Errorf("released %v, want the leases of web-0 and web-2", released)
 	}
 }
