@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -147,4 +148,73 @@ func accDockerdPID(t *testing.T, env *testenv.Env, name string) int {
 		t.Fatalf("%s's docker.pid: %v", name, err)
 	}
 	return pid
+}
+
+// Ctrl-C (SIGINT to terraform) in the middle of an apply of 30 leaves no
+// container that state does not know, and the next apply converges
+// without "already exists".
+func TestAccInterruptedApplyLeavesNothingUntracked(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pf-sigint"
+	cleanupPool(t, set, pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	config := env.ProviderHCL() + accPool(pool, "spread", accHosts(env, 4, "2GiB", 40600)) +
+		ccContainers("w", "${berth_pool."+pool+".id}", env.Image, 30, `cpu = 0.1`, `memory = "16MiB"`, `ports = [{ internal = 8080 }]`,
+			`healthcheck = { test = ["CMD", "/app", "healthcheck"], interval = "1s" }`)
+	ws := newCLIWorkspace(t, env, config)
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
+
+	apply := ws.command(ctx, "apply", "-auto-approve", "-no-color", "-parallelism=10")
+	var output bytes.Buffer
+	apply.Stdout, apply.Stderr = &output, &output
+	if err := apply.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- apply.Wait() }()
+	interrupted := false
+	for !interrupted {
+		select {
+		case err := <-done:
+			t.Fatalf("the apply ended before it could be interrupted: %v\n%s", err, output.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		byHost, err := poolContainers(ctx, set, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := lcCount(byHost); n >= 5 {
+			if err := apply.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("interrupted with %d container(s) on the engines", n)
+			interrupted = true
+		}
+	}
+	applyErr := <-done
+	t.Logf("interrupted apply: %v\n%s", applyErr, output.String())
+
+	state := ccStateContainers(ctx, t, ws)
+	onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)
+	if untracked := ccUntracked(onEngines, state); len(untracked) > 0 {
+		t.Errorf("after Ctrl-C, containers no state knows: %v", untracked)
+	}
+	t.Logf("%d container(s) in state after the interrupt", len(state))
+
+	code, out := ccExitCode(ctx, t, ws, "apply", "-auto-approve", "-no-color", "-parallelism=10")
+	if code != 0 || strings.Contains(out, "already exists") {
+		t.Fatalf("the next apply did not converge (exit %d):\n%s", code, out)
+	}
+	if code, out := ccExitCode(ctx, t, ws, "plan", "-no-color", "-detailed-exitcode"); code != 0 {
+		t.Errorf("plan after converging: exit %d\n%s", code, out)
+	}
+	state = ccStateContainers(ctx, t, ws)
+	onEngines = ccOnEngines(ctx, t, set, pool, set.Names()...)
+	if untracked := ccUntracked(onEngines, state); len(untracked) > 0 || len(state) != 30 {
+		t.Errorf("after converging: %d in state, untracked %v", len(state), untracked)
+	}
 }

@@ -35,6 +35,12 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 		return PlanResult{}, err
 	}
 	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+	if err == nil && res.State == scheduler.Bound {
+		if err := b.forgetInterrupted(ctx, ps, spec, res); err != nil {
+			return PlanResult{}, err
+		}
+		res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+	}
 	if err != nil {
 		return PlanResult{}, err
 	}
@@ -99,6 +105,9 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 	if err != nil {
 		return ContainerState{}, err
 	}
+	if err := b.removeForgotten(ctx, ps, spec); err != nil {
+		return ContainerState{}, err
+	}
 	var hostErrs []string
 	req := schedulerRequest(spec)
 	for range maxPlacementAttempts {
@@ -107,7 +116,10 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 			return ContainerState{}, withHostErrors(err, hostErrs)
 		}
 		if res.State == scheduler.Bound {
-			return ContainerState{}, nameInUse(spec, res)
+			if err := b.removeInterrupted(ctx, ps, spec, res); err != nil {
+				return ContainerState{}, err
+			}
+			continue
 		}
 		state, retry, err := b.tryCreate(ctx, ps, spec, res)
 		var lost *hostLostError
@@ -213,8 +225,16 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	defer b.reads.changed(res.Host)
 	id, err := eng.CreateContainer(ctx, engineSpec(spec, res))
 	if errors.Is(err, engine.ErrNameInUse) {
+		// Left by an interrupted create: removed, and this create places again.
+		if found, err := b.removeNamed(ctx, ps, eng, spec); found || err != nil {
+			return "", err
+		}
 		return "", fmt.Errorf("a container named %s already exists on %s (pool %s): import it with `terraform import <address> %s/%s`, or remove it",
 			spec.Pool+"."+spec.Name, res.Host, spec.Pool, spec.Pool, spec.Name)
+	}
+	if err != nil && (engine.IsUnreachable(err) || ctx.Err() != nil) {
+		// The engine may have made the container all the same.
+		return "", b.afterFailedCreate(eng, spec, res, hostOrRequest(eng, spec, err))
 	}
 	if err != nil {
 		return "", hostOrRequest(eng, spec, err)

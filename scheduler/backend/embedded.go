@@ -44,6 +44,10 @@ type poolState struct {
 
 	names *nameClaims
 	own   *ownCreates
+
+	// Leftovers of interrupted creates that a plan stopped counting, by
+	// container key: the create of that key removes them first.
+	leftovers sync.Map // key -> scheduler.Reservation
 }
 
 type foreignContainer struct {

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -164,6 +165,48 @@ func TestEmbeddedPortHeldOutsideThePool(t *testing.T) {
 		if len(containers) > 0 {
 			t.Errorf("%d container(s) left on %s", len(containers), host)
 		}
+	}
+}
+
+// What an interrupted create leaves (a container made, never started, in
+// no state) does not block the next apply: the plan does not count it, and
+// the create removes it and places again, without "already exists".
+func TestEmbeddedInterruptedCreateDoesNotBlockTheName(t *testing.T) {
+	env := testenv.Require(t)
+	b := newProcess(t, env)
+	spec := testPool(t, env, b, "bk-fail-interrupted", 4, 39600)
+	ctx := context.Background()
+	web := webSpec(env, spec.Name, "web-0")
+	eng, err := b.engines.Get(env.Engines[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := eng.CreateContainer(ctx, engine.ContainerSpec{
+		Pool: spec.Name, Name: web.Name, ReservationID: "lost-answer", Image: env.Image, MilliCPU: 250, MemoryBytes: 16 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	next := newProcess(t, env) // the next apply: its plan and create
+	if _, err := next.PlanContainer(ctx, web); err != nil {
+		t.Fatalf("planning past the leftover of an interrupted create: %v", err)
+	}
+	created, err := next.CreateContainer(ctx, web)
+	if err != nil {
+		t.Fatalf("creating past the leftover of an interrupted create: %v", err)
+	}
+	if created.Ref.ContainerID == orphan || !created.Running {
+		t.Errorf("created %+v, want a new running container", created.Ref)
+	}
+	if gone, err := eng.InspectContainer(ctx, orphan); err != nil || gone != nil {
+		t.Errorf("the leftover is still there (%v)", err)
+	}
+
+	// A real container of that name (started) is never taken for one.
+	other := newProcess(t, env)
+	if _, err := other.PlanContainer(ctx, web); !errors.Is(err, ErrDuplicateName) {
+		t.Errorf("planning a second web-0 beside a running one: %v, want a duplicate name", err)
 	}
 }
 

@@ -1,0 +1,125 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/scheduler"
+)
+
+// An interrupted create (Ctrl-C, an answer lost on the way back, a crash)
+// can leave its container behind: made by the engine, never started, known
+// to no state. Berth starts every container it keeps, so a Berth container
+// still in Docker's "created" state that no create of this process is
+// working on is such a leftover. A plan does not count it; a create removes
+// it and places its container as if it were not there. (A workspace that
+// declares the same pool and name at the same moment would lose its
+// half-made container too: names are unique within a pool.)
+
+// interrupted inspects the container a Bound reservation names and reports
+// whether it is a leftover of an interrupted create.
+func (b *Embedded) interrupted(ctx context.Context, ps *poolState, res scheduler.Reservation) (*engine.Container, bool, error) {
+	if _, mine := ps.own.get(res.ContainerID); mine {
+		return nil, false, nil
+	}
+	eng, err := b.engines.Get(res.Host)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := eng.InspectContainer(ctx, res.ContainerID)
+	if err != nil || c == nil {
+		return nil, c == nil && err == nil, err
+	}
+	return c, c.State == container.StateCreated, nil
+}
+
+// forgetInterrupted releases a Bound reservation whose container is a
+// leftover of an interrupted create, for a plan; it returns the name-in-use
+// error when the container is a real one.
+func (b *Embedded) forgetInterrupted(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation) error {
+	_, leftover, err := b.interrupted(ctx, ps, res)
+	switch {
+	case err != nil:
+		return err
+	case !leftover:
+		return nameInUse(spec, res)
+	}
+	ps.leftovers.Store(res.Key, res)
+	return ps.sched.Release(res.ID)
+}
+
+// removeForgotten removes the leftover a plan of this process stopped
+// counting for spec's key, if any.
+func (b *Embedded) removeForgotten(ctx context.Context, ps *poolState, spec ContainerSpec) error {
+	held, ok := ps.leftovers.LoadAndDelete(containerKey(spec.Pool, spec.Name))
+	res, isReservation := held.(scheduler.Reservation)
+	if !ok || !isReservation {
+		return nil
+	}
+	return b.removeLeftover(ctx, res.Host, res.ContainerID)
+}
+
+// removeInterrupted is forgetInterrupted for a create: the leftover
+// container is removed from its engine first.
+func (b *Embedded) removeInterrupted(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation) error {
+	c, leftover, err := b.interrupted(ctx, ps, res)
+	switch {
+	case err != nil:
+		return err
+	case !leftover:
+		return nameInUse(spec, res)
+	}
+	if c != nil {
+		if err := b.removeLeftover(ctx, res.Host, c.ID); err != nil {
+			return err
+		}
+	}
+	return ps.sched.Release(res.ID)
+}
+
+// removeNamed removes the container that holds spec's Docker name on the
+// engine when it is a leftover of an interrupted create; found is false
+// when the name is held by a real container (or nothing).
+func (b *Embedded) removeNamed(ctx context.Context, ps *poolState, eng *engine.Engine, spec ContainerSpec) (found bool, err error) {
+	c, err := eng.InspectContainer(ctx, engine.DockerName(spec.Pool, spec.Name))
+	if err != nil || c == nil || c.Pool != spec.Pool || c.Name != spec.Name || c.State != container.StateCreated {
+		return false, err
+	}
+	if _, mine := ps.own.get(c.ID); mine {
+		return false, nil
+	}
+	return true, b.removeLeftover(ctx, eng.Name(), c.ID)
+}
+
+func (b *Embedded) removeLeftover(ctx context.Context, host, id string) error {
+	defer b.reads.changed(host)
+	eng, err := b.engines.Get(host)
+	if err != nil {
+		return err
+	}
+	if err := eng.Remove(ctx, id); err != nil {
+		return fmt.Errorf("removing the leftover of an interrupted create (%s) from %s: %w", shortID(id), host, err)
+	}
+	return nil
+}
+
+// afterFailedCreate looks for the container a failed create call may have
+// made all the same (the engine made it, the answer was lost, or the
+// create was cancelled), by name and reservation label, and removes it,
+// even after ctx ended. A container that cannot be removed comes back as a
+// *leftoverError, so that state tracks it.
+func (b *Embedded) afterFailedCreate(eng *engine.Engine, spec ContainerSpec, res scheduler.Reservation, why error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	c, err := eng.InspectContainer(ctx, engine.DockerName(spec.Pool, spec.Name))
+	if err != nil || c == nil || c.ReservationID != res.ID {
+		return why // nothing made, or no way to know: the next apply finds it (interrupted)
+	}
+	if err := b.removeLeftover(ctx, eng.Name(), c.ID); err != nil {
+		return &leftoverError{host: eng.Name(), id: c.ID, why: why, removal: err}
+	}
+	return why
+}
