@@ -4,7 +4,7 @@
 #
 #   - Docker engine binaries (dockerd, containerd, runc, docker-proxy, docker)
 #     from Debian's docker.io package, plus iproute2 (bridges) and openssl
-#     (TLS certificates);
+#     (TLS certificates), and chromium (the status page's headless test);
 #   - a Terraform CLI: $TF_ACC_TERRAFORM_PATH when it points at one, else
 #     `terraform` from PATH, else v1.5.7 (the last MPL-licensed release) built
 #     from source once and cached in $BERTH_TOOLS_CACHE/bin
@@ -50,6 +50,8 @@ ensure_packages() {
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
+  # The status page's test drives it in headless Chromium.
+  command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
   local tool
   for tool in dockerd containerd runc docker-proxy docker ip ss openssl; do

@@ -35,11 +35,13 @@ type Metrics struct {
 	leaderChanges    prometheus.Counter
 	leader           prometheus.Gauge
 	leaseExpirations *prometheus.CounterVec
+
+	onFailure func(pool, code, message string)
 }
 
 // New registers berthd's metrics, and the Go runtime's and the process's.
 func New() *Metrics {
-	m := &Metrics{registry: prometheus.NewRegistry(), routes: http.NewServeMux()}
+	m := &Metrics{registry: prometheus.NewRegistry(), routes: http.NewServeMux(), onFailure: func(string, string, string) {}}
 	for _, pattern := range api.Routes {
 		m.routes.Handle(pattern, http.NotFoundHandler())
 	}
@@ -100,6 +102,10 @@ func (m *Metrics) LeaderChanged(leader bool) {
 	}
 }
 
+// OnPlacementFailure is told each placement refused for a reason other
+// than the request itself (for the status page).
+func (m *Metrics) OnPlacementFailure(hook func(pool, code, message string)) { m.onFailure = hook }
+
 // SingleLeader marks a berthd that is the only one: it always leads.
 func (m *Metrics) SingleLeader() { m.leader.Set(1) }
 
@@ -143,6 +149,8 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			}
 			if result == api.CodePoolNotFound || result == api.CodeBadRequest || result == api.CodeForbidden || result == api.CodeUnauthorized {
 				pool = "" // a name nobody configured must not become a series
+			} else if rec.status >= 400 {
+				m.onFailure(pool, rec.code, rec.message)
 			}
 			m.scheduleAttempts.WithLabelValues(pool, result).Inc()
 			m.scheduleDuration.WithLabelValues(operation).Observe(took)
@@ -168,9 +176,10 @@ func peekPool(r *http.Request) string {
 // recorder keeps the status, and the error code of an error answer.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	code   string
-	body   bytes.Buffer // an error answer's start, for its code
+	status  int
+	code    string
+	message string
+	body    bytes.Buffer // an error answer, for its code and message
 }
 
 func (w *recorder) WriteHeader(status int) {
@@ -184,11 +193,11 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if w.status >= 400 && w.body.Len() < 4096 {
+	if w.status >= 400 && w.body.Len() < 64<<10 {
 		w.body.Write(b)
 		var e api.Error
 		if json.Unmarshal(w.body.Bytes(), &e) == nil {
-			w.code = e.Code
+			w.code, w.message = e.Code, e.Message
 		}
 	}
 	return w.ResponseWriter.Write(b)

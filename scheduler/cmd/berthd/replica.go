@@ -13,6 +13,7 @@ import (
 	"github.com/berthsh/terraform-provider-berth/scheduler/metrics"
 	"github.com/berthsh/terraform-provider-berth/scheduler/replica"
 	"github.com/berthsh/terraform-provider-berth/scheduler/server"
+	"github.com/berthsh/terraform-provider-berth/scheduler/status"
 	"github.com/berthsh/terraform-provider-berth/scheduler/store"
 )
 
@@ -136,9 +137,13 @@ func (r replicated) Start(ctx context.Context) error {
 
 func (r replicated) Close() error { return r.st.Close() }
 
-// withMetrics serves /metrics to any valid token and measures the rest.
+// withMetrics serves /metrics to any valid token and the status page at
+// /, and measures the rest.
 func withMetrics(m *metrics.Metrics, tokens *server.Tokens, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	page := status.New(api)
+	m.OnPlacementFailure(page.RecordFailure)
+	page.Register(mux)
 	mux.Handle("GET /metrics", m.Handler(func(r *http.Request) bool {
 		_, ok := tokens.Authenticate(metrics.BearerToken(r))
 		return ok
