@@ -115,13 +115,19 @@ func (m *idempotency) do(ctx context.Context, call idemCall) (reply, bool) {
 	go func() {
 		runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opTimeout)
 		defer cancel()
-		answer := call.run(runCtx)
+		pending := &pendingWrites{}
+		answer := call.run(context.WithValue(runCtx, pendingWritesKey{}, pending))
 		if answer.retryAfter {
 			// Not an answer to keep (shutting down): the repeat runs it.
+			if len(pending.ops) > 0 {
+				if _, err := m.store.Commit(runCtx, pending.ops...); err != nil {
+					answer = replyErr(err)
+				}
+			}
 			finish(answer)
 			return
 		}
-		if err := m.save(runCtx, call.scope, idemRecord{Digest: call.digest, Done: true, Status: answer.status, Body: answer.body, Created: created}); err != nil {
+		if err := m.save(runCtx, call.scope, idemRecord{Digest: call.digest, Done: true, Status: answer.status, Body: answer.body, Created: created}, pending.ops...); err != nil {
 			answer = replyErr(fmt.Errorf("the operation ran but its answer could not be recorded (repeat the request with the same key): %w", err))
 		}
 		finish(answer)
@@ -162,12 +168,13 @@ func (m *idempotency) load(ctx context.Context, scope string) (idemRecord, bool,
 	return rec, true, nil
 }
 
-func (m *idempotency) save(ctx context.Context, scope string, rec idemRecord) error {
+// save writes the record, and with it the writes its request made.
+func (m *idempotency) save(ctx context.Context, scope string, rec idemRecord, with ...store.Op) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	_, err = m.store.Commit(ctx, store.Op{Bucket: bucketIdempotency, Key: scope, Value: data})
+	_, err = m.store.Commit(ctx, append(with, store.Op{Bucket: bucketIdempotency, Key: scope, Value: data})...)
 	return err
 }
 
@@ -206,6 +213,25 @@ func (m *idempotency) close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// pendingWrites collects the store writes of a mutating request, so that
+// they commit in one transaction with the request's idempotency record:
+// one fsync per request, and the answer is recorded exactly when its
+// effects are.
+type pendingWrites struct{ ops []store.Op }
+
+type pendingWritesKey struct{}
+
+// commit writes ops with the request's record when ctx belongs to a
+// mutating request, and at once otherwise.
+func commit(ctx context.Context, st store.Store, ops ...store.Op) error {
+	if pending, ok := ctx.Value(pendingWritesKey{}).(*pendingWrites); ok {
+		pending.ops = append(pending.ops, ops...)
+		return nil
+	}
+	_, err := st.Commit(ctx, ops...)
+	return err
 }
 
 // digestOf identifies a request: method, path and body.

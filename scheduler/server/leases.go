@@ -165,14 +165,13 @@ func (l *leases) save(ctx context.Context, rec leaseRecord) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.store.Commit(ctx, store.Op{Bucket: bucketLeases, Key: rec.ID, Value: data})
-	return err
+	return commit(ctx, l.store, store.Op{Bucket: bucketLeases, Key: rec.ID, Value: data})
 }
 
 // forget removes a lease that was bound or released, in the store and in
 // memory; the caller holds e.mu.
 func (l *leases) forget(ctx context.Context, e *leaseEntry) error {
-	if _, err := l.store.Commit(ctx, store.Op{Bucket: bucketLeases, Key: e.rec.ID}); err != nil {
+	if err := commit(ctx, l.store, store.Op{Bucket: bucketLeases, Key: e.rec.ID}); err != nil {
 		return err
 	}
 	e.gone = true

@@ -164,11 +164,9 @@ func (s *Server) rememberPool(ctx context.Context, spec backend.PoolSpec) error 
 	if err != nil {
 		return err
 	}
-	_, err = s.store.Commit(ctx, store.Op{Bucket: bucketPools, Key: spec.Name, Value: data})
-	return err
+	return commit(ctx, s.store, store.Op{Bucket: bucketPools, Key: spec.Name, Value: data})
 }
 
 func (s *Server) forgetPool(ctx context.Context, name string) error {
-	_, err := s.store.Commit(ctx, store.Op{Bucket: bucketPools, Key: name})
-	return err
+	return commit(ctx, s.store, store.Op{Bucket: bucketPools, Key: name})
 }
