@@ -99,7 +99,8 @@ func rmSetup(ctx context.Context, t *testing.T, pool string, port int, hosts []a
 }
 
 // Plan, then apply that plan: every host is known at plan, each container
-// lands where the plan said, and a new plan is empty.
+// lands where the plan said, and a new plan is empty; a resize then
+// happens in place.
 func TestAccBerthdPlanShowsHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -148,6 +149,39 @@ func TestAccBerthdPlanShowsHosts(t *testing.T) {
 	if code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color"); code != 0 {
 		t.Errorf("replan after apply exited %d, want 0 (no changes):\n%s", code, out)
 	}
+
+	// Resized in place through berthd, as in embedded mode: same
+	// containers, new limits, and berthd's ledger follows.
+	ws.write(remoteProviderHCL(b.url(), b.token, "30m") +
+		ccContainers("w", pool, env.Image, 6, `cpu = 0.25`, `memory = "48MiB"`, `ports = [{ internal = 8080 }]`))
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("resize: %v\n%s", err, out)
+	}
+	resized := ccOnEngines(ctx, t, set, pool, set.Names()...)
+	for host, cs := range resized {
+		for _, c := range cs {
+			if c.MemoryBytes != 48<<20 || planned[c.Name] != host {
+				t.Errorf("after the resize %s@%s has %d bytes, want 48MiB on %s", c.Name, host, c.MemoryBytes, planned[c.Name])
+			}
+		}
+	}
+	if untracked := ccUntracked(resized, ccStateContainers(ctx, t, ws)); len(untracked) > 0 || lcCount(resized) != 6 {
+		t.Errorf("after the resize: %d containers, untracked %v", lcCount(resized), untracked)
+	}
+	before := map[string]bool{}
+	for _, cs := range onEngines {
+		for _, c := range cs {
+			before[c.ID] = true
+		}
+	}
+	for host, cs := range resized {
+		for _, c := range cs {
+			if !before[c.ID] {
+				t.Errorf("%s@%s is a new container: the resize replaced it instead of updating it in place", c.Name, host)
+			}
+		}
+	}
+	rmCheckLedger(ctx, t, b, pool, resized)
 	if out, err := ws.run(ctx, "destroy", "-auto-approve", "-no-color"); err != nil {
 		t.Fatalf("destroy: %v\n%s", err, out)
 	}
