@@ -33,12 +33,19 @@ func (e *Engine) ListContainers(ctx context.Context, pool string) ([]Container, 
 	if pool != "" {
 		selector = LabelPool + "=" + pool
 	}
+	return e.list(ctx, filters.NewArgs(filters.Arg("label", selector)))
+}
+
+// ListNamed returns the pool's containers named name (Berth's name, by
+// label: normally none or one), as ListContainers does.
+func (e *Engine) ListNamed(ctx context.Context, pool, name string) ([]Container, error) {
+	return e.list(ctx, filters.NewArgs(filters.Arg("label", LabelPool+"="+pool), filters.Arg("label", LabelName+"="+name)))
+}
+
+func (e *Engine) list(ctx context.Context, selection filters.Args) ([]Container, error) {
 	var summaries []container.Summary
 	err := e.do(ctx, "list containers", 0, func(ctx context.Context) (err error) {
-		summaries, err = e.api.ContainerList(ctx, container.ListOptions{
-			All:     true,
-			Filters: filters.NewArgs(filters.Arg("label", selector)),
-		})
+		summaries, err = e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: selection})
 		return err
 	})
 	if err != nil {

@@ -466,7 +466,9 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
 	}
 	if ps, ok := b.pools.loaded(ref.Pool); ok {
-		if res, ok := ps.sched.Lookup(containerKey(ref.Pool, ref.Name)); ok {
+		// Only this container's reservation: the key may already belong
+		// to its replacement.
+		if res, ok := ps.sched.Lookup(containerKey(ref.Pool, ref.Name)); ok && res.ContainerID == ref.ContainerID {
 			_ = ps.sched.Release(res.ID)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,6 +208,52 @@ func TestEmbeddedInterruptedCreateDoesNotBlockTheName(t *testing.T) {
 	other := newProcess(t, env)
 	if _, err := other.PlanContainer(ctx, web); !errors.Is(err, ErrDuplicateName) {
 		t.Errorf("planning a second web-0 beside a running one: %v, want a duplicate name", err)
+	}
+}
+
+// Two processes creating the same pool/name at once on different hosts:
+// one container stays, the later one gives way with "name taken".
+func TestEmbeddedNameUniqueAcrossProcesses(t *testing.T) {
+	env := testenv.Require(t)
+	first, second := newProcess(t, env), newProcess(t, env)
+	spec := testPool(t, env, first, "bk-fail-names", 4, 39700)
+	ctx := context.Background()
+	for round := range 3 {
+		name := fmt.Sprintf("web-%d", round)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, b := range []*Embedded{first, second} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				web := webSpec(env, spec.Name, name)
+				web.Ports = nil
+				web.Host = env.Engines[i].Name
+				_, errs[i] = b.CreateContainer(ctx, web)
+			}()
+		}
+		wg.Wait()
+		stayed := 0
+		for host, containers := range observedUsage(t, first, spec.Name, keys(spec.Hosts)) {
+			for _, c := range containers {
+				if c.Name == name {
+					stayed++
+					t.Logf("round %d: %s stayed on %s", round, name, host)
+				}
+			}
+		}
+		failed := 0
+		for _, err := range errs {
+			if err != nil {
+				failed++
+				if !errors.Is(err, ErrDuplicateName) || !strings.Contains(err.Error(), "name taken") {
+					t.Errorf("round %d: the later create failed with %v, want name taken", round, err)
+				}
+			}
+		}
+		if stayed != 1 || failed != 1 {
+			t.Errorf("round %d: %d container(s) named %s stayed and %d create(s) failed, want 1 and 1", round, stayed, name, failed)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
@@ -31,6 +32,9 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 	}
 	if mine == nil {
 		return false, fmt.Errorf("container %s vanished from %s right after its create", spec.Name, eng.Name())
+	}
+	if err := b.nameTaken(ctx, ps, eng.Name(), *mine, spec); err != nil {
+		return false, err
 	}
 
 	// Exact times are needed only where the list's whole seconds cannot
@@ -216,4 +220,50 @@ func (ps *poolState) hasForeign() bool {
 	ps.foreignMu.Lock()
 	defer ps.foreignMu.Unlock()
 	return len(ps.foreign) > 0
+}
+
+// nameTaken makes names unique within a pool across processes: two creates
+// of one pool/name on different hosts both list the pool's hosts for the
+// name, and the later container (by creation time, then id, as fitsInOrder
+// orders them) gives way. It returns the error the later one fails with.
+func (b *Embedded) nameTaken(ctx context.Context, ps *poolState, host string, mine engine.Container, spec ContainerSpec) error {
+	var hosts []string
+	for _, h := range ps.sched.Usage() {
+		if h.Host.Name != host {
+			hosts = append(hosts, h.Host.Name)
+		}
+	}
+	var mu sync.Mutex
+	var earlier []string
+	err := forEachHost(hosts, func(other string) error {
+		eng, err := b.engines.Get(other)
+		if err != nil {
+			return err
+		}
+		named, err := eng.ListNamed(ctx, spec.Pool, spec.Name)
+		if err != nil || len(named) == 0 {
+			return err
+		}
+		inspected, err := inspectAll(ctx, eng, named) // exact creation times
+		if err != nil {
+			return err
+		}
+		for _, c := range inspected {
+			if c.Created.Before(mine.Created) || (c.Created.Equal(mine.Created) && c.ID < mine.ID) {
+				mu.Lock()
+				earlier = append(earlier, fmt.Sprintf("on %s, container %s", other, shortID(c.ID)))
+				mu.Unlock()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(earlier) == 0 {
+		return nil
+	}
+	sort.Strings(earlier)
+	return fmt.Errorf("%w: name taken: pool %s already has a container named %s (%s), created by another process just before this one; names are unique within a pool",
+		ErrDuplicateName, spec.Pool, spec.Name, strings.Join(earlier, "; "))
 }
