@@ -239,7 +239,7 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	if err != nil {
 		return "", hostOrRequest(eng, spec, err)
 	}
-	fits, err := b.verify(ctx, ps, eng, id, spec)
+	fits, err := b.verify(ctx, ps, eng, id, spec, false)
 	if err != nil {
 		return "", b.discard(res.Host, id, hostOrRequest(eng, spec, err))
 	}
@@ -267,7 +267,7 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	if err != nil {
 		return ContainerState{}, err
 	}
-	if fits, err := b.verify(ctx, ps, eng, id, spec); err != nil {
+	if fits, err := b.verify(ctx, ps, eng, id, spec, true); err != nil {
 		return ContainerState{}, fmt.Errorf("verifying %s on %s: %w", spec.Name, res.Host, err)
 	} else if !fits {
 		return ContainerState{}, errYieldedLate

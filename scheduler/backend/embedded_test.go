@@ -251,9 +251,27 @@ func TestFitsInOrderYieldsToEarlierContainers(t *testing.T) {
 		{"same instant: lower id wins", at("m", 5, 600, 1), []engine.Container{at("a", 5, 600, 2)}, false},
 		{"same instant: higher id yields to me", at("a", 5, 600, 1), []engine.Container{at("m", 5, 600, 2)}, true},
 	}
+	running := func(c engine.Container) engine.Container { c.Running = true; return c }
+	final := []struct {
+		name   string
+		mine   engine.Container
+		others []engine.Container
+		want   bool
+	}{
+		{"final: a later running one that missed mine", at("m", 5, 600, 1), []engine.Container{running(at("a", 9, 600, 2))}, false},
+		{"final: a later one not running yet", at("m", 5, 600, 1), []engine.Container{at("a", 9, 600, 2)}, true},
+		{"final: a later running one that fits", at("m", 5, 400, 1), []engine.Container{running(at("a", 9, 600, 2))}, true},
+	}
+	for _, tt := range final {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fitsInOrder(host, tt.mine, tt.others, 0, true); got != tt.want {
+				t.Errorf("fitsInOrder(final) = %v, want %v", got, tt.want)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := fitsInOrder(host, tt.mine, tt.others, 0); got != tt.want {
+			if got := fitsInOrder(host, tt.mine, tt.others, 0, false); got != tt.want {
 				t.Errorf("fitsInOrder = %v, want %v", got, tt.want)
 			}
 		})

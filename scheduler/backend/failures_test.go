@@ -257,6 +257,71 @@ func TestEmbeddedNameUniqueAcrossProcesses(t *testing.T) {
 	}
 }
 
+// Several processes race for one small host, round after round: never more
+// than its capacity stays, whatever order the creates finish in. Fewer
+// than capacity staying is what extra yields cost; the test logs it.
+func TestEmbeddedRacingProcessesOnOneSmallHost(t *testing.T) {
+	env := testenv.Require(t)
+	const processes, perProcess, slots, rounds = 3, 3, 4, 4
+	procs := make([]*Embedded, processes)
+	for i := range procs {
+		procs[i] = newProcess(t, env)
+	}
+	host := env.Engines[0].Name
+	spec := PoolSpec{Name: "bk-fail-stress", Strategy: "spread", Hosts: map[string]PoolHostSpec{
+		host: {MilliCPU: slots * 250, MemoryBytes: 1 << 30, PortMin: 39800, PortMax: 39899},
+	}}
+	ctx := context.Background()
+	if _, err := procs[0].ApplyPool(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := procs[0].engines.Get(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeAll := func() {
+		listed, _ := eng.ListContainers(ctx, spec.Name)
+		for _, c := range listed {
+			_ = eng.Remove(ctx, c.ID)
+		}
+	}
+	t.Cleanup(func() {
+		removeAll()
+		_ = procs[0].DeletePool(ctx, spec.Name)
+	})
+	short := 0
+	for round := range rounds {
+		fresh := make([]*Embedded, processes) // each round is a new apply: new processes
+		for i := range fresh {
+			fresh[i] = newProcess(t, env)
+		}
+		var wg sync.WaitGroup
+		for p, b := range fresh {
+			for i := range perProcess {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					web := webSpec(env, spec.Name, fmt.Sprintf("r%d-p%d-%d", round, p, i))
+					_, _ = b.CreateContainer(ctx, web) // losers fail: no room
+				}()
+			}
+		}
+		wg.Wait()
+		stayed := observedUsage(t, fresh[0], spec.Name, []string{host})[host]
+		var cpu int64
+		for _, c := range stayed {
+			cpu += c.MilliCPU
+		}
+		if cpu > slots*250 || len(stayed) > slots {
+			t.Errorf("round %d: %s overcommitted: %d containers, %d millicores of %d", round, host, len(stayed), cpu, slots*250)
+		}
+		short += slots - len(stayed)
+		t.Logf("round %d: %d of %d slots taken by %d racing creates", round, len(stayed), slots, processes*perProcess)
+		removeAll()
+	}
+	t.Logf("slots left empty by extra yields over %d rounds: %d of %d", rounds, short, rounds*slots)
+}
+
 func mustPool(t *testing.T, b *Embedded, name string) *poolState {
 	t.Helper()
 	ps, err := b.pool(context.Background(), name)

@@ -21,7 +21,7 @@ import (
 // Containers this process does not know yet are inspected (exact
 // nanosecond creation time, real limits) and restored into the ledger, so
 // the next placement sees them.
-func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec) (bool, error) {
+func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec, final bool) (bool, error) {
 	listed, err := eng.ListContainers(ctx, spec.Pool)
 	if err != nil {
 		return false, err
@@ -64,7 +64,7 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 	}
 	others := append(known, inspected...)
 
-	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost)
+	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost, final)
 	if !fits {
 		for _, c := range inspected {
 			ps.restoreForeign(eng.Name(), c)
@@ -158,7 +158,16 @@ func (b *Embedded) forgetVanished(ctx context.Context, ps *poolState, pool strin
 
 // fitsInOrder replays the containers created before mine and checks that
 // mine still fits on every dimension the scheduler reserves.
-func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Container, maxPerHost int) bool {
+//
+// At the final check (after mine started), later containers that are
+// running count too: a later container runs only after its own first
+// verification let it stay, so if it overflows the host with mine, it did
+// not see mine (Docker lists a container only some time after stamping its
+// Created). Then mine gives way as well: both may yield, never both stay,
+// whatever order the creates finish in. Later containers not running yet
+// will see mine at their own verification, and this process's own (known
+// from their first inspect, not running then) are safe by its ledger.
+func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Container, maxPerHost int, final bool) bool {
 	sort.Slice(others, func(i, j int) bool {
 		if !others[i].Created.Equal(others[j].Created) {
 			return others[i].Created.Before(others[j].Created)
@@ -169,8 +178,9 @@ func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Con
 	count, groupCount := 0, 0
 	ports := map[string]bool{}
 	for _, c := range others {
-		if c.Created.After(mine.Created) || (c.Created.Equal(mine.Created) && c.ID > mine.ID) {
-			break
+		later := c.Created.After(mine.Created) || (c.Created.Equal(mine.Created) && c.ID > mine.ID)
+		if later && (!final || !c.Running) {
+			continue
 		}
 		used.MilliCPU += c.MilliCPU
 		used.MemoryBytes += c.MemoryBytes
