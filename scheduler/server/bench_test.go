@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthsh/terraform-provider-berth/internal/etcdtest"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
@@ -147,6 +148,8 @@ func TestBenchReport(t *testing.T) {
 	durable := httpPlacements(t, env, bolt(), "bench-durable", 34350)
 	memory := httpPlacements(t, env, store.NewMemory(), "bench-memory", 34350)
 	alone := storePlacements(t, bolt())
+	replicated := httpPlacements(t, env, etcdStore(t, "http"), "bench-etcd", 34350)
+	etcdAlone := storePlacements(t, etcdStore(t, "alone"))
 	row := func(name string, f placementFigures) {
 		t.Logf("| %s | %.0f | %.2f ms | %.2f ms |", name, f.perSecond, float64(f.p50.Microseconds())/1000, float64(f.p99.Microseconds())/1000)
 	}
@@ -156,9 +159,47 @@ func TestBenchReport(t *testing.T) {
 	row("HTTP API, bbolt store, fsync on (durable)", durable)
 	row("store alone: the 3 commits of a placement, bbolt, fsync on", alone)
 	row("HTTP API, in-memory store (baseline)", memory)
+	row("HTTP API, etcd store (3 members on loopback), fenced as a leader writes", replicated)
+	row("store alone: the 6 commits of a placement, etcd (3 members), fenced", etcdAlone)
+	t.Logf("etcd HTTP : bbolt HTTP = %.2fx (the cost of replication)", replicated.perSecond/durable.perSecond)
 	t.Logf("durable HTTP : in-memory HTTP = %.2fx (the cost of durability)", durable.perSecond/memory.perSecond)
 	t.Logf("durable HTTP : store alone = %.2fx (the cost of HTTP, auth, idempotency and scheduling)", durable.perSecond/alone.perSecond)
 	t.Logf("target: >= 10,000 durable placements/s with p99 < 25 ms: %s", verdict(durable.perSecond >= 10_000 && durable.p99 < 25*time.Millisecond))
+}
+
+// etcdStore is a store on a real three-member etcd cluster on loopback,
+// fenced by a leader key as a replica's leader writes (one cluster per
+// package run, a prefix per caller).
+func etcdStore(t *testing.T, name string) store.Store {
+	t.Helper()
+	benchEtcd.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		dir := t.TempDir()
+		benchEtcd.cluster, benchEtcd.err = etcdtest.Start(ctx, etcdtest.Options{Dir: dir})
+		if benchEtcd.err == nil {
+			t.Cleanup(func() { _ = benchEtcd.cluster.Stop(context.Background()) })
+		}
+	})
+	if benchEtcd.err != nil {
+		t.Fatal(benchEtcd.err)
+	}
+	st, err := store.OpenEtcd(store.EtcdConfig{Endpoints: benchEtcd.cluster.Endpoints(), Prefix: "/bench-" + name + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	rev, err := st.Commit(context.Background(), store.Op{Bucket: "election", Key: "leader", Value: []byte("bench"), Expect: store.Absent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Fenced(st.Prefix()+"election/leader", rev)
+}
+
+var benchEtcd struct {
+	once    sync.Once
+	cluster *etcdtest.Cluster
+	err     error
 }
 
 func verdict(met bool) string {

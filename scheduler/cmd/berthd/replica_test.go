@@ -43,6 +43,7 @@ func startEtcd(t *testing.T) *etcdtest.Cluster {
 type replicaSet struct {
 	env             *testenv.Env
 	etcd            *etcdtest.Cluster
+	args            []string // every replica's flags
 	all             []*berthd
 	leader, standby *berthd
 }
@@ -55,6 +56,8 @@ func startReplicas(t *testing.T, pool string, slots, portBase int) *replicaSet {
 	args := []string{"--store", "etcd", "--etcd-endpoints", strings.Join(rs.etcd.Endpoints(), ","), "--etcd-prefix", "/" + t.Name() + "/",
 		"--leader-ttl", "2s", "--engines", enginesFile(t, rs.env)}
 	vars := []string{"BERTHD_ADMIN_TOKEN=" + adminToken}
+	rs.args = args
+	rs.args = args
 	rs.all = []*berthd{start(t, http.DefaultClient, vars, args...), start(t, http.DefaultClient, vars, args...)}
 	var standbys []*berthd
 	rs.leader, standbys = leaderOf(t, rs.all...)
