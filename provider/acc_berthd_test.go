@@ -415,3 +415,37 @@ func TestAccBerthdKilledDuringApply(t *testing.T) {
 		t.Errorf("replan exited %d, want 0:\n%s", code, out)
 	}
 }
+
+// A saved plan applied after its leases expired and were freed: each
+// create is taken again on the host the plan showed, since it still fits
+// there, and nothing lands anywhere else.
+func TestAccBerthdExpiredLeaseKeepsPlannedHost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const pool = "pr-expire"
+	b, set := rmSetup(ctx, t, pool, 35905, accHosts(accEnv(t), 1, "512MiB", 35700))
+	env := accEnv(t)
+
+	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "2s")+
+		ccContainers("e", pool, env.Image, 4, `cpu = 0.25`, `memory = "32MiB"`))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
+	if out, err := ws.run(ctx, "plan", "-out=tfplan", "-no-color"); err != nil {
+		t.Fatalf("plan: %v\n%s", err, out)
+	}
+	planned := rmPlannedHosts(ctx, t, ws, "tfplan")
+	for len(b.heldLeases(ctx, pool)) > 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the plan's leases never expired")
+		}
+		time.Sleep(time.Second)
+	}
+	if out, err := ws.run(ctx, "apply", "-no-color", "tfplan"); err != nil {
+		t.Fatalf("apply of a plan whose leases expired: %v\n%s", err, out)
+	}
+	byName := rmByName(ccOnEngines(ctx, t, set, pool, set.Names()...))
+	for name, host := range planned {
+		if got := byName[name]; len(got) != 1 || got[0] != host {
+			t.Errorf("%s planned on %s, landed on %v", name, host, got)
+		}
+	}
+}
