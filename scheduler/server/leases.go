@@ -55,10 +55,28 @@ type leases struct {
 	byID   map[string]*leaseEntry
 	byKey  map[string]*leaseEntry
 	byName map[string]*leaseEntry // pool/name -> its newest lease
+	// expired remembers where each expired key's lease was: the apply of a
+	// saved plan re-plans in a new process that cannot know the planned
+	// host, so taking the key again must prefer that host, or Terraform
+	// sees another host than the plan showed. Kept in memory for a day.
+	expired map[string]expiredLease
 }
 
+// expiredLease is where an expired key's lease was, and when it expired.
+type expiredLease struct {
+	host string
+	at   time.Time
+}
+
+// expiredRetention bounds how long an expired lease's host is preferred.
+const expiredRetention = 24 * time.Hour
+
 func newLeases(be *backend.Embedded, st store.Store, clock func() time.Time, log *slog.Logger) *leases {
-	return &leases{be: be, store: st, clock: clock, log: log, onExpired: func(string) {}, byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}, byName: map[string]*leaseEntry{}}
+	return &leases{
+		be: be, store: st, clock: clock, log: log, onExpired: func(string) {},
+		byID: map[string]*leaseEntry{}, byKey: map[string]*leaseEntry{}, byName: map[string]*leaseEntry{},
+		expired: map[string]expiredLease{},
+	}
 }
 
 // leaseKey is the lease's key in the scheduler.
@@ -88,7 +106,7 @@ func (l *leases) take(ctx context.Context, holder string, req api.LeaseRequest) 
 	// A sweep may release the reservation between Reserve and the lock:
 	// then reserve again.
 	for range 3 {
-		res, err := l.be.ReserveLease(ctx, spec, key, req.Replaces)
+		res, err := l.reserve(ctx, spec, key, req.Replaces)
 		if err != nil {
 			return api.Lease{}, err
 		}
@@ -107,6 +125,31 @@ func (l *leases) take(ctx context.Context, holder string, req api.LeaseRequest) 
 		}
 	}
 	return api.Lease{}, apiError(api.CodeConflict, fmt.Sprintf("the lease of %s/%s kept expiring while it was renewed; try again", spec.Pool, spec.Name))
+}
+
+// reserve reserves the lease's capacity under key. A key whose lease
+// expired is taken again on the host it had when that host still fits;
+// otherwise it is placed anew (and an apply of the old plan then fails,
+// as it should: its host cannot take it any more).
+func (l *leases) reserve(ctx context.Context, spec backend.ContainerSpec, key string, replaces *backend.ContainerRef) (scheduler.Reservation, error) {
+	l.mu.Lock()
+	last, wasExpired := l.expired[key]
+	l.mu.Unlock()
+	if wasExpired && spec.Host == "" {
+		pinned := spec
+		pinned.Host = last.host
+		res, err := l.be.ReserveLease(ctx, pinned, key, replaces)
+		var noFit *scheduler.NoFitError
+		if err == nil || !(errors.As(err, &noFit) || errors.Is(err, scheduler.ErrUnknownHost)) {
+			if err == nil {
+				l.mu.Lock()
+				delete(l.expired, key)
+				l.mu.Unlock()
+			}
+			return res, err
+		}
+	}
+	return l.be.ReserveLease(ctx, spec, key, replaces)
 }
 
 // entryFor returns the entry of a reservation, adding it when new; a new
@@ -378,6 +421,11 @@ func (l *leases) retake(ctx context.Context, spec backend.ContainerSpec, key, ho
 func (l *leases) sweep(ctx context.Context) {
 	now := l.clock()
 	l.mu.Lock()
+	for key, last := range l.expired {
+		if now.Sub(last.at) > expiredRetention {
+			delete(l.expired, key)
+		}
+	}
 	entries := make([]*leaseEntry, 0, len(l.byID))
 	for _, e := range l.byID {
 		entries = append(entries, e)
@@ -404,6 +452,11 @@ func (l *leases) sweep(ctx context.Context) {
 			if err := l.forget(ctx, e); err != nil {
 				l.log.Warn("expired lease not removed", "lease", rec.ID, "err", err)
 			} else {
+				if holder == "" {
+					l.mu.Lock()
+					l.expired[rec.Key] = expiredLease{host: rec.Host, at: now}
+					l.mu.Unlock()
+				}
 				l.onExpired(rec.Pool)
 				l.log.Info("lease expired", "lease", rec.ID, "pool", rec.Pool, "name", rec.Name, "host", rec.Host, "holder", rec.Holder, "bound_to", holder)
 			}

@@ -182,6 +182,30 @@ func TestLeaseExpiry(t *testing.T) {
 		t.Errorf("retaken lease landed on %s, want the planned %s", state.Ref.Host, a.Host)
 	}
 
+	// Expired, then its key taken again (the re-plan of a saved plan's
+	// apply, in a new process that cannot know the planned host): the new
+	// lease is on the old host, though spread now prefers the other one.
+	d := take(webSpec(env, "exp", "d"))
+	ts.clock.advance(2 * time.Minute)
+	ts.leases.sweep(context.Background())
+	var crowd []api.Lease // two more members of the group on d's host
+	for _, name := range []string{"crowd1", "crowd2"} {
+		spec := webSpec(env, "exp", name)
+		spec.Host = d.Host
+		spec.Resources = backend.Resources{MilliCPU: 10, MemoryBytes: 4 << 20} // room left for d
+		crowd = append(crowd, take(spec))
+	}
+	if again := take(webSpec(env, "exp", "d")); again.Host != d.Host {
+		t.Errorf("an expired key taken again landed on %s, want its old host %s", again.Host, d.Host)
+	} else if r := ts.call(t, "DELETE", api.LeasePath(again.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+		t.Fatalf("release: %s", r)
+	}
+	for _, lease := range crowd {
+		if r := ts.call(t, "DELETE", api.LeasePath(lease.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+			t.Fatalf("release: %s", r)
+		}
+	}
+
 	// Expired, and the planned host filled up meanwhile: the apply asks
 	// for a new plan and creates nothing.
 	b := take(webSpec(env, "exp", "b"))
