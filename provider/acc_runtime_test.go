@@ -285,6 +285,10 @@ func TestAccContainerAddresses(t *testing.T) {
 					if err != nil {
 						return err
 					}
+					if !strings.HasPrefix(c.Image, "sha256:") {
+						errs = append(errs, fmt.Errorf("docker inspect shows image %q, not an image ID", c.Image))
+					}
+					rtWant(&errs, "image_id", attrs["image_id"], c.Image)
 					for port, ip := range map[string]string{"8080/tcp": "127.0.0.1", "9090/tcp": ""} {
 						bindings := c.HostConfig.PortBindings[nat.Port(port)]
 						if len(bindings) != 1 || bindings[0].HostIP != ip {

@@ -64,6 +64,7 @@ type ContainerResourceModel struct {
 	ContainerID    types.String   `tfsdk:"container_id"`
 	IPAddress      types.String   `tfsdk:"ip_address"`
 	Address        types.String   `tfsdk:"address"`
+	ImageID        types.String   `tfsdk:"image_id"`
 	PublishedPorts types.List     `tfsdk:"published_ports"` // of publishedPortModel
 	ReservationID  types.String   `tfsdk:"reservation_id"`
 }
@@ -287,6 +288,7 @@ func (m *ContainerResourceModel) observe(ctx context.Context, c backend.Containe
 	m.CPU = cpuValue(m.CPU, c.Resources.MilliCPU)
 	m.Memory = memoryValue(m.Memory, c.Resources.MemoryBytes)
 	m.Address = types.StringValue(c.Address)
+	m.ImageID = types.StringValue(c.ImageID)
 	published := make([]publishedPortModel, len(c.Ports))
 	for i, p := range c.Ports {
 		published[i] = publishedPortModel{

@@ -279,6 +279,11 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Computed:            true,
 				PlanModifiers:       keepStableString,
 			},
+			"image_id": schema.StringAttribute{
+				MarkdownDescription: "ID of the image the container runs (`sha256:…`), as resolved on its host.",
+				Computed:            true,
+				PlanModifiers:       keepStableString,
+			},
 			"address": schema.StringAttribute{
 				MarkdownDescription: "Where the container's published ports are reached: its engine's `address` " +
 					"(provider block).",

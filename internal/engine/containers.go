@@ -56,6 +56,7 @@ func (e *Engine) list(ctx context.Context, selection filters.Args) ([]Container,
 		c := Container{
 			ID:      s.ID,
 			Image:   s.Image,
+			ImageID: s.ImageID,
 			Created: time.Unix(s.Created, 0),
 			State:   s.State,
 			Running: s.State == container.StateRunning,
@@ -116,7 +117,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	if resp.ContainerJSONBase == nil || resp.Config == nil || resp.State == nil || resp.HostConfig == nil {
 		return nil, fmt.Errorf("engine %s: inspect container %s: incomplete answer", e.name, id)
 	}
-	c := Container{ID: resp.ID, Image: resp.Config.Image}
+	c := Container{ID: resp.ID, Image: resp.Config.Image, ImageID: resp.Image}
 	if err := decodeLabels(&c, resp.Config.Labels); err != nil {
 		return nil, e.malformed(resp.ID, c.Name, err)
 	}

@@ -147,6 +147,7 @@ type Container struct {
 	Name          string
 	ReservationID string
 	Image         string
+	ImageID       string // the image the container runs, "sha256:…"
 	MilliCPU      int64
 	MemoryBytes   int64
 	Ports         []PortBinding

@@ -204,4 +204,5 @@ type ContainerState struct {
 	Health        string
 	Warnings      []string // as in PlanResult, for the container's engine; set by reads
 	Address       string   // where the host's published ports are reached (the engine's address)
+	ImageID       string   // the image the container runs, "sha256:…"
 }

@@ -572,6 +572,7 @@ func stateOf(eng *engine.Engine, c engine.Container) ContainerState {
 	host := eng.Name()
 	return ContainerState{
 		Address: eng.Address(),
+		ImageID: c.ImageID,
 		Ref: ContainerRef{
 			Pool: c.Pool, Name: c.Name, Host: host, ContainerID: c.ID,
 			Resources: Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},
