@@ -299,3 +299,28 @@ func TestAccDeadEngine(t *testing.T) { // not parallel: stops a shared engine
 		t.Errorf("plan after removing node2: exit %d, want 0\n%s", code, out)
 	}
 }
+
+// Destroying a and creating b in one plan: b fits in the room a frees,
+// at plan and at apply.
+func TestAccDestroyAndCreateInOnePlan(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pp-swap"
+	cleanupPool(t, set, pool)
+	node1 := env.Engines[0].Name
+	poolHCL := env.ProviderHCL() + accPool(pool, "spread", []accPoolHost{{Engine: node1, CPU: 1, Memory: "128MiB", PortMin: 59800}})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: accFactories(),
+		Steps: []resource.TestStep{
+			{Config: poolHCL + lcContainer("a", pool, "a", env.Image, `cpu = 0.1`, `memory = "96MiB"`)},
+			{
+				Config: poolHCL + lcContainer("b", pool, "b", env.Image, `cpu = 0.1`, `memory = "96MiB"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("berth_container.a", plancheck.ResourceActionDestroy),
+					plancheck.ExpectResourceAction("berth_container.b", plancheck.ResourceActionCreate),
+				}},
+			},
+		},
+	})
+}

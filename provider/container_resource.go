@@ -278,6 +278,7 @@ func (r *ContainerResource) ImportState(ctx context.Context, req resource.Import
 // replacement, with a warning saying why.
 func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() { // destroy
+		r.planDestroy(ctx, req, resp)
 		return
 	}
 	if req.Plan.Raw.Equal(req.State.Raw) {
@@ -362,6 +363,27 @@ func constraintsHold(ctx context.Context, be backend.Backend, plan, state Contai
 		}
 	}
 	return true
+}
+
+// destroyPlanner is a backend that can give a destroyed container's room
+// back at plan time (the embedded one; berthd's leases work differently).
+type destroyPlanner interface {
+	PlanDestroy(old backend.ContainerRef)
+}
+
+// planDestroy gives the container's capacity back to creates planned in
+// the same plan: destroying a and creating b in one go fits where a was.
+func (r *ContainerResource) planDestroy(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	planner, ok := r.data.planBackend().(destroyPlanner)
+	if !ok || req.State.Raw.IsNull() {
+		return
+	}
+	var state ContainerResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	planner.PlanDestroy(state.ref())
 }
 
 // replacesKey is the private-state key through which the plan of a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
@@ -35,6 +36,11 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 		return PlanResult{}, err
 	}
 	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+	var noFit *scheduler.NoFitError
+	if errors.As(err, &noFit) && b.awaitDeletes(ctx, spec.Pool) {
+		// Terraform applies a destroy and a create of one plan side by side.
+		res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+	}
 	if err == nil && res.State == scheduler.Bound {
 		if err := b.forgetInterrupted(ctx, ps, spec, res); err != nil {
 			return PlanResult{}, err
@@ -76,12 +82,30 @@ func (b *Embedded) PlanReplacement(ctx context.Context, old ContainerRef, spec C
 	if err != nil {
 		return PlanResult{}, err
 	}
-	if res, ok := ps.sched.Lookup(containerKey(old.Pool, old.Name)); ok && res.ContainerID == old.ContainerID {
-		if err := ps.sched.Release(res.ID); err != nil {
-			return PlanResult{}, err
-		}
-	}
+	releaseIn(ps.sched, old)
 	return b.PlanContainer(ctx, spec)
+}
+
+// PlanDestroy gives a container planned for destruction back in this
+// process's ledger, so creates planned in the same plan may use its room.
+// It asks no engine: a pool not loaded yet gives the room back when it
+// loads (a destroy plan then costs nothing, even with engines down).
+func (b *Embedded) PlanDestroy(old ContainerRef) {
+	if ps, ok := b.pools.loaded(old.Pool); ok {
+		releaseIn(ps.sched, old)
+		return
+	}
+	b.mu.Lock()
+	b.destroyed[old.Pool] = append(b.destroyed[old.Pool], old)
+	b.mu.Unlock()
+}
+
+// releaseIn gives an existing container's reservation back, when the
+// ledger holds it for that very container.
+func releaseIn(sched *scheduler.Scheduler, old ContainerRef) {
+	if res, ok := sched.Lookup(containerKey(old.Pool, old.Name)); ok && res.ContainerID == old.ContainerID {
+		_ = sched.Release(res.ID)
+	}
 }
 
 // PlanResize checks whether the container's host can take the new size.
@@ -462,17 +486,41 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 		return err
 	}
 	defer b.reads.changed(ref.Host)
+	b.mu.Lock()
+	inFlight, ok := b.deleting[ref.Pool]
+	if !ok {
+		inFlight = &sync.WaitGroup{}
+		b.deleting[ref.Pool] = inFlight
+	}
+	inFlight.Add(1)
+	b.mu.Unlock()
+	defer inFlight.Done()
 	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil && !b.lostHost(ctx, ref.Pool, ref.Host) {
 		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
 	}
-	if ps, ok := b.pools.loaded(ref.Pool); ok {
-		// Only this container's reservation: the key may already belong
-		// to its replacement.
-		if res, ok := ps.sched.Lookup(containerKey(ref.Pool, ref.Name)); ok && res.ContainerID == ref.ContainerID {
-			_ = ps.sched.Release(res.ID)
-		}
-	}
+	// Only this container's reservation (the key may already belong to its
+	// replacement): now, or when the pool loads.
+	b.PlanDestroy(ref)
 	return nil
+}
+
+// awaitDeletes waits for this process's deletes in the pool to finish and
+// reports whether the pool had any (room may have come back).
+func (b *Embedded) awaitDeletes(ctx context.Context, pool string) bool {
+	b.mu.Lock()
+	inFlight, ok := b.deleting[pool]
+	b.mu.Unlock()
+	if !ok {
+		return false
+	}
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // FindContainer looks a container up by pool and name, for import.

@@ -23,8 +23,14 @@ type Embedded struct {
 
 	pools *onceMap[*poolState]
 
-	mu      sync.Mutex // guards planned; never held across I/O
+	mu      sync.Mutex // guards planned and destroyed; never held across I/O
 	planned map[string]PoolStatus
+	// destroyed: containers planned for destruction before their pool was
+	// loaded, by pool; loading gives their room back (PlanDestroy).
+	destroyed map[string][]ContainerRef
+	// deleting counts this process's deletes in flight, by pool: a create
+	// re-planned while the container it replaces is being deleted waits.
+	deleting map[string]*sync.WaitGroup
 
 	// servedAs is berthd's URL when this backend is berthd's core; "" in a
 	// provider process. See ServeAs.
@@ -59,11 +65,13 @@ var _ Backend = (*Embedded)(nil)
 // NewEmbedded returns the embedded backend over the provider block's engines.
 func NewEmbedded(engines *engine.Set) *Embedded {
 	return &Embedded{
-		engines: engines,
-		reads:   newSnapshots(engines),
-		images:  newImageCache(),
-		pools:   newOnceMap[*poolState](),
-		planned: map[string]PoolStatus{},
+		engines:   engines,
+		reads:     newSnapshots(engines),
+		images:    newImageCache(),
+		pools:     newOnceMap[*poolState](),
+		planned:   map[string]PoolStatus{},
+		destroyed: map[string][]ContainerRef{},
+		deleting:  map[string]*sync.WaitGroup{},
 	}
 }
 
@@ -119,6 +127,13 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
 	sched.SetHosts(schedulerHosts(status))
 	b.rebuild(ctx, name, status, sched)
+	b.mu.Lock()
+	destroyed := b.destroyed[name]
+	delete(b.destroyed, name)
+	b.mu.Unlock()
+	for _, old := range destroyed {
+		releaseIn(sched, old)
+	}
 	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims(), own: newOwnCreates()}, nil
 }
 
