@@ -237,9 +237,13 @@ func (ps *poolState) hasForeign() bool {
 // name, and the later container (by creation time, then id, as fitsInOrder
 // orders them) gives way. It returns the error the later one fails with.
 func (b *Embedded) nameTaken(ctx context.Context, ps *poolState, host string, mine engine.Container, spec ContainerSpec) error {
+	// Hosts already known not to answer are not asked, and one that stops
+	// answering now is passed over: a dead host must not fail creates on
+	// the others (nor be blamed on them). A create there cannot finish
+	// either, and its container is found by name when the host returns.
 	var hosts []string
 	for _, h := range ps.sched.Usage() {
-		if h.Host.Name != host {
+		if h.Host.Name != host && h.Host.Healthy {
 			hosts = append(hosts, h.Host.Name)
 		}
 	}
@@ -247,14 +251,23 @@ func (b *Embedded) nameTaken(ctx context.Context, ps *poolState, host string, mi
 	var earlier []string
 	err := forEachHost(hosts, func(other string) error {
 		eng, err := b.engines.Get(other)
+		if engine.IsUnreachable(err) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		named, err := eng.ListNamed(ctx, spec.Pool, spec.Name)
+		if engine.IsUnreachable(err) {
+			return nil
+		}
 		if err != nil || len(named) == 0 {
 			return err
 		}
 		inspected, err := inspectAll(ctx, eng, named) // exact creation times
+		if engine.IsUnreachable(err) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

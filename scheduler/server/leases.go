@@ -140,12 +140,13 @@ func (l *leases) reserve(ctx context.Context, spec backend.ContainerSpec, key st
 		pinned.Host = last.host
 		res, err := l.be.ReserveLease(ctx, pinned, key, replaces)
 		var noFit *scheduler.NoFitError
-		if err == nil || !(errors.As(err, &noFit) || errors.Is(err, scheduler.ErrUnknownHost)) {
-			if err == nil {
-				l.mu.Lock()
-				delete(l.expired, key)
-				l.mu.Unlock()
-			}
+		switch {
+		case err == nil:
+			l.mu.Lock()
+			delete(l.expired, key)
+			l.mu.Unlock()
+			return res, nil
+		case !errors.As(err, &noFit) && !errors.Is(err, scheduler.ErrUnknownHost):
 			return res, err
 		}
 	}
