@@ -311,8 +311,11 @@ func TestIntegrationContainerLifecycle(t *testing.T) {
 	if inspected.Created.Nanosecond() == 0 || time.Since(inspected.Created) > time.Minute {
 		t.Errorf("inspect Created %v is not an exact recent time", inspected.Created)
 	}
+	if !strings.HasPrefix(inspected.ImageID, "sha256:") {
+		t.Errorf("inspect ImageID %q is not the image's digest", inspected.ImageID)
+	}
 	want := Container{
-		ID: id, Pool: pool, Name: "web-0", ReservationID: "res-0", Image: testImage(),
+		ID: id, Pool: pool, Name: "web-0", ReservationID: "res-0", Image: testImage(), ImageID: inspected.ImageID,
 		MilliCPU: 250, MemoryBytes: 64 << 20, Ports: spec.Ports, SpreadGroup: "web", MaxPerHost: 4,
 		Constraints: []string{"zone != c"}, Restart: "unless-stopped", Command: []string{"serve"},
 		Env: map[string]string{"MESSAGE": "hello", "EMPTY": ""}, Created: inspected.Created,
