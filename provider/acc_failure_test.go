@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
 
@@ -200,10 +201,24 @@ func TestAccInterruptedApplyLeavesNothingUntracked(t *testing.T) {
 	applyErr := <-done
 	t.Logf("interrupted apply: %v\n%s", applyErr, output.String())
 
+	// A provider process that Terraform stops mid-create (v1.5 does so
+	// sooner than v1.11) can leave a container it created but never
+	// started. Such a leftover holds no capacity (plans do not count it)
+	// and the next apply removes it; any other untracked container is a
+	// leak.
 	state := ccStateContainers(ctx, t, ws)
-	onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)
-	if untracked := ccUntracked(onEngines, state); len(untracked) > 0 {
-		t.Errorf("after Ctrl-C, containers no state knows: %v", untracked)
+	started := map[string][]engine.Container{}
+	for host, cs := range ccOnEngines(ctx, t, set, pool, set.Names()...) {
+		for _, c := range cs {
+			if c.State == "created" {
+				t.Logf("never started, left for the next apply: %s on %s (%s)", c.Name, host, shortID(c.ID))
+				continue
+			}
+			started[host] = append(started[host], c)
+		}
+	}
+	if untracked := ccUntracked(started, state); len(untracked) > 0 {
+		t.Errorf("after Ctrl-C, started containers no state knows: %v", untracked)
 	}
 	t.Logf("%d container(s) in state after the interrupt", len(state))
 
@@ -215,7 +230,7 @@ func TestAccInterruptedApplyLeavesNothingUntracked(t *testing.T) {
 		t.Errorf("plan after converging: exit %d\n%s", code, out)
 	}
 	state = ccStateContainers(ctx, t, ws)
-	onEngines = ccOnEngines(ctx, t, set, pool, set.Names()...)
+	onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)
 	if untracked := ccUntracked(onEngines, state); len(untracked) > 0 || len(state) != 30 {
 		t.Errorf("after converging: %d in state, untracked %v", len(state), untracked)
 	}
