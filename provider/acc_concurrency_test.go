@@ -101,6 +101,48 @@ func ccExitCode(ctx context.Context, t *testing.T, ws *cliWorkspace, args ...str
 }
 
 // ccOnEngines lists the pool's containers on the given engines, inspected
+
+// ccBackgroundApply is an apply running in the background, for tests that
+// act on the engines while it is under way.
+type ccBackgroundApply struct {
+	cmd    *exec.Cmd
+	output bytes.Buffer
+	done   chan error
+}
+
+// ccStartApplyUntil starts `terraform apply args...` and returns once the
+// pool has at least atLeast containers on the engines (their count is the
+// second result). It fails the test if the apply ends first.
+func ccStartApplyUntil(ctx context.Context, t *testing.T, ws *cliWorkspace, set *engine.Set, pool string, atLeast int, args ...string) (*ccBackgroundApply, int) {
+	t.Helper()
+	a := &ccBackgroundApply{cmd: ws.command(ctx, append([]string{"apply"}, args...)...), done: make(chan error, 1)}
+	a.cmd.Stdout, a.cmd.Stderr = &a.output, &a.output
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { a.done <- a.cmd.Wait() }()
+	for {
+		select {
+		case err := <-a.done:
+			t.Fatalf("the apply ended before %d container(s) showed up on the engines: %v\n%s", atLeast, err, a.output.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		byHost, err := poolContainers(ctx, set, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := lcCount(byHost); n >= atLeast {
+			return a, n
+		}
+	}
+}
+
+// wait waits for the apply to end and returns its output and error.
+func (a *ccBackgroundApply) wait() (string, error) {
+	err := <-a.done
+	return a.output.String(), err
+}
+
 // (real limits, exact state).
 func ccOnEngines(ctx context.Context, t *testing.T, set *engine.Set, pool string, hosts ...string) map[string][]engine.Container {
 	t.Helper()
@@ -253,37 +295,14 @@ func TestAccEngineStoppedMidApply(t *testing.T) { // not parallel: stops a share
 		`cpu = 0.1`, `memory = "16MiB"`, `ports = [{ internal = 8080 }]`,
 		`healthcheck = { test = ["CMD", "/app", "healthcheck"], interval = "2s" }`))
 
-	apply := ws.command(ctx, "apply", "-auto-approve", "-no-color", "-parallelism=3")
-	var output bytes.Buffer
-	apply.Stdout, apply.Stderr = &output, &output
-	if err := apply.Start(); err != nil {
+	// Stop the engine once the first container exists anywhere.
+	apply, seen := ccStartApplyUntil(ctx, t, ws, set, pool, 1, "-auto-approve", "-no-color", "-parallelism=3")
+	began := time.Now()
+	if err := env.StopEngine(ctx, lost); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- apply.Wait() }()
-	// Stop the engine once the first container exists anywhere.
-	stopped := false
-	for !stopped {
-		select {
-		case err := <-done:
-			t.Fatalf("the apply ended before any container showed up on the engines: %v\n%s", err, output.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		byHost, err := poolContainers(ctx, set, pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lcCount(byHost) > 0 {
-			began := time.Now()
-			if err := env.StopEngine(ctx, lost); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("stopped %s in %s; %d container(s) were on the engines", lost, time.Since(began).Round(time.Millisecond), lcCount(byHost))
-			stopped = true
-		}
-	}
-	applyErr := <-done
-	out := output.String()
+	t.Logf("stopped %s in %s; %d container(s) were on the engines", lost, time.Since(began).Round(time.Millisecond), seen)
+	out, applyErr := apply.wait()
 	t.Logf("apply with %s lost: %v\n%s", lost, applyErr, out)
 
 	state := ccStateContainers(ctx, t, ws)

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -171,35 +170,13 @@ func TestAccInterruptedApplyLeavesNothingUntracked(t *testing.T) {
 	ws := newCLIWorkspace(t, env, config)
 	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-refresh=false", "-no-color") })
 
-	apply := ws.command(ctx, "apply", "-auto-approve", "-no-color", "-parallelism=10")
-	var output bytes.Buffer
-	apply.Stdout, apply.Stderr = &output, &output
-	if err := apply.Start(); err != nil {
+	apply, seen := ccStartApplyUntil(ctx, t, ws, set, pool, 5, "-auto-approve", "-no-color", "-parallelism=10")
+	if err := apply.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- apply.Wait() }()
-	interrupted := false
-	for !interrupted {
-		select {
-		case err := <-done:
-			t.Fatalf("the apply ended before it could be interrupted: %v\n%s", err, output.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		byHost, err := poolContainers(ctx, set, pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := lcCount(byHost); n >= 5 {
-			if err := apply.Process.Signal(os.Interrupt); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("interrupted with %d container(s) on the engines", n)
-			interrupted = true
-		}
-	}
-	applyErr := <-done
-	t.Logf("interrupted apply: %v\n%s", applyErr, output.String())
+	t.Logf("interrupted with %d container(s) on the engines", seen)
+	out, applyErr := apply.wait()
+	t.Logf("interrupted apply: %v\n%s", applyErr, out)
 
 	// A provider process that Terraform stops mid-create (v1.5 does so
 	// sooner than v1.11) can leave a container it created but never
