@@ -30,6 +30,14 @@ type Host struct {
 	Ports         PortRange // zero value means the default range (DefaultPortRange)
 	Healthy       bool
 	Cordoned      bool // takes nothing new; keeps what it holds
+	// DiskBytes is the volume space the host offers. 0 means disk is not
+	// accounted there: volumes are counted but any size fits.
+	DiskBytes int64
+	// Devices is how many countable devices (GPUs) the host offers.
+	// DeviceIDs, when set, names them, and then a reservation holds
+	// specific ids (Devices is then len(DeviceIDs)).
+	Devices   int
+	DeviceIDs []string
 }
 
 // DefaultPortRange is used when a Host leaves Ports unset.
@@ -60,6 +68,13 @@ type Request struct {
 	SpreadGroup string
 	MaxPerHost  int    // 0 means unlimited; counted per spread group
 	Host        string // pinned host, or "" to let the scheduler choose
+	// PinnedBy says why Host is pinned when it is not the user's choice,
+	// for explanations: "volume pgdata-0".
+	PinnedBy  string
+	DiskBytes int64 // volume space to hold
+	Devices   int   // countable devices (GPUs) to hold
+	// Volume marks a volume: it holds disk and takes no container slot.
+	Volume bool
 }
 
 // State is a reservation's lifecycle stage.
@@ -83,6 +98,10 @@ type Reservation struct {
 	State       State
 	ContainerID string
 	LeaseExpiry time.Time // zero for bound reservations restored from engines
+	DiskBytes   int64
+	Devices     int
+	DeviceIDs   []string // the devices held, when the host names them
+	Volume      bool     // a volume's reservation: no container slot
 }
 
 // Strategy names a ranking policy.
@@ -128,4 +147,8 @@ type HostUsage struct {
 	Free       Resources
 	Containers int
 	Ports      []int
+	Volumes    int
+	DiskBytes  int64    // volume space held
+	Devices    int      // devices held
+	DeviceIDs  []string // device ids held, sorted
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -19,7 +20,25 @@ type NoFitError struct {
 	Rejections []Rejection
 	// Resize marks an in-place resize that the reservation's own host
 	// cannot take (Rejections then holds that host only).
-	Resize bool
+	Resize    bool
+	DiskBytes int64 // volume space asked for
+	Devices   int   // devices asked for
+	Volume    bool  // the request is a volume: it needs disk only
+}
+
+// needs words what the request asks for.
+func (e *NoFitError) needs() string {
+	var parts []string
+	if !e.Volume {
+		parts = append(parts, formatResources(e.Needs))
+	}
+	if e.DiskBytes > 0 || e.Volume {
+		parts = append(parts, formatBytes(e.DiskBytes)+" disk")
+	}
+	if e.Devices > 0 {
+		parts = append(parts, strconv.Itoa(e.Devices)+" gpus")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // summarizeAbove is how many rejections are listed host by host; beyond
@@ -31,7 +50,7 @@ func (e *NoFitError) Error() string {
 	if e.Resize {
 		b.WriteString("cannot resize " + e.Request + " to " + formatResources(e.Needs) + ": ")
 	} else {
-		b.WriteString("no host fits " + e.Request + " (needs " + formatResources(e.Needs) + "): ")
+		b.WriteString("no host fits " + e.Request + " (needs " + e.needs() + "): ")
 	}
 	switch {
 	case len(e.Rejections) == 0:
@@ -79,6 +98,10 @@ func summarize(rs []Rejection) []rejectionGroup {
 			why = "insufficient memory"
 		case ReasonSlots:
 			why = "max_containers reached"
+		case ReasonDisk:
+			why = "insufficient disk"
+		case ReasonDevices:
+			why = "not enough free gpus"
 		case ReasonPort:
 			if strings.HasPrefix(r.Detail, "no free port") {
 				why = "no free port in range"

@@ -18,6 +18,8 @@ const (
 	ReasonSlots      Reason = "slots"
 	ReasonCPU        Reason = "cpu"
 	ReasonMemory     Reason = "memory"
+	ReasonDisk       Reason = "disk"
+	ReasonDevices    Reason = "devices"
 	ReasonPort       Reason = "port"
 	ReasonMaxPerHost Reason = "max_per_host"
 )
@@ -60,6 +62,9 @@ func (s *Scheduler) compile(req *Request) (*compiledRequest, error) {
 	}
 	if req.MaxPerHost < 0 {
 		return nil, fmt.Errorf("request %s: max_per_host must not be negative", requestName(req))
+	}
+	if req.DiskBytes < 0 || req.Devices < 0 {
+		return nil, fmt.Errorf("request %s: disk and devices must not be negative", requestName(req))
 	}
 	if req.MaxPerHost > 0 && req.SpreadGroup == "" {
 		return nil, fmt.Errorf("request %s: max_per_host needs a spread group to count", requestName(req))
@@ -167,6 +172,9 @@ func admitsPinned(st *hostState, rq *compiledRequest) bool {
 }
 
 func explainPinned(_ *hostState, rq *compiledRequest) string {
+	if rq.req.PinnedBy != "" {
+		return "not " + rq.req.Host + ", where " + rq.req.PinnedBy + " lives"
+	}
 	return "not the pinned host " + rq.req.Host
 }
 
@@ -188,9 +196,9 @@ func explainConstraints(st *hostState, rq *compiledRequest) string {
 	return "constraint " + firstBroken(st, rq).String()
 }
 
-// Slots: the host's max_containers.
-func admitsSlots(st *hostState, _ *compiledRequest) bool {
-	return st.host.MaxContainers == 0 || st.containers < st.host.MaxContainers
+// Slots: the host's max_containers. Volumes take no slot.
+func admitsSlots(st *hostState, rq *compiledRequest) bool {
+	return rq.req.Volume || st.host.MaxContainers == 0 || st.containers < st.host.MaxContainers
 }
 
 func explainSlots(st *hostState, _ *compiledRequest) string {
@@ -214,6 +222,26 @@ func admitsMemory(st *hostState, rq *compiledRequest) bool {
 
 func explainMemory(st *hostState, _ *compiledRequest) string {
 	return "memory " + formatBytes(max(st.free().MemoryBytes, 0)) + " free"
+}
+
+// Disk: volumes' sizes stay within the host's declared disk; a host that
+// declares none takes any size.
+func admitsDisk(st *hostState, rq *compiledRequest) bool {
+	return rq.req.DiskBytes == 0 || st.diskFits(rq.req.DiskBytes)
+}
+
+func explainDisk(st *hostState, _ *compiledRequest) string {
+	return "disk " + formatBytes(max(st.host.DiskBytes-st.disk, 0)) + " free"
+}
+
+// Devices: enough of the host's devices (GPUs) are free; when the host
+// names them, enough named ids that no reservation holds.
+func admitsDevices(st *hostState, rq *compiledRequest) bool {
+	return rq.req.Devices == 0 || st.freeDevices() >= rq.req.Devices
+}
+
+func explainDevices(st *hostState, _ *compiledRequest) string {
+	return "gpus " + strconv.Itoa(st.freeDevices()) + " free"
 }
 
 // Ports: requested host ports are free, and the host's range has enough

@@ -47,6 +47,15 @@ func TestFilters(t *testing.T) {
 			Request{Ports: []PortRequest{{Internal: 80}, {Internal: 81, External: 9001}}}, ReasonPort, "no free port in 9000-9001/tcp"},
 		{"max_per_host", stateOf(base, Resources{}, 4, nil, groupCount{"web", 4}), Request{SpreadGroup: "web", MaxPerHost: 4}, ReasonMaxPerHost, "max_per_host 4 reached for spread group web"},
 		{"max_per_host other group", stateOf(base, Resources{}, 4, nil, groupCount{"db", 4}), Request{SpreadGroup: "web", MaxPerHost: 4}, "", ""},
+		{"pinned by a volume", stateOf(base, Resources{}, 0, nil), Request{Host: "node3", PinnedBy: "volume pgdata-0"}, ReasonNotPinned, "not node3, where volume pgdata-0 lives"},
+		{"volume takes no slot", stateOf(full(base, func(h *Host) { h.MaxContainers = 2 }), Resources{}, 2, nil), Request{Volume: true, DiskBytes: gib}, "", ""},
+		{"disk", &hostState{host: normalizeHost(full(base, func(h *Host) { h.DiskBytes = 20 * gib })), healthy: true, disk: 10 * gib}, Request{Volume: true, DiskBytes: 11 * gib}, ReasonDisk, "disk 10GiB free"},
+		{"disk exact fit", &hostState{host: normalizeHost(full(base, func(h *Host) { h.DiskBytes = 20 * gib })), healthy: true, disk: 10 * gib}, Request{Volume: true, DiskBytes: 10 * gib}, "", ""},
+		{"undeclared disk takes any size", &hostState{host: normalizeHost(base), healthy: true, disk: 900 * gib}, Request{Volume: true, DiskBytes: 100 * gib}, "", ""},
+		{"no gpus", stateOf(base, Resources{}, 0, nil), Request{Devices: 1}, ReasonDevices, "gpus 0 free"},
+		{"gpus counted", &hostState{host: normalizeHost(full(base, func(h *Host) { h.Devices = 2 })), healthy: true, devices: 1}, Request{Devices: 2}, ReasonDevices, "gpus 1 free"},
+		{"gpu ids held", &hostState{host: normalizeHost(full(base, func(h *Host) { h.DeviceIDs = []string{"0", "1"} })), healthy: true, devices: 1, deviceIDs: []string{"1"}}, Request{Devices: 1}, "", ""},
+		{"gpu ids all held", &hostState{host: normalizeHost(full(base, func(h *Host) { h.DeviceIDs = []string{"0", "1"} })), healthy: true, devices: 2, deviceIDs: []string{"0", "1"}}, Request{Devices: 1}, ReasonDevices, "gpus 0 free"},
 		{"max_per_host unlimited", stateOf(base, Resources{}, 4, nil, groupCount{"web", 4}), Request{SpreadGroup: "web"}, "", ""},
 	}
 	for _, c := range cases {
@@ -78,6 +87,8 @@ func TestCompileRejectsBadRequests(t *testing.T) {
 		"twice the same port":   {Ports: []PortRequest{{Internal: 80, External: 8080}, {Internal: 81, External: 8080, Protocol: "tcp"}}},
 		"max_per_host no group": {MaxPerHost: 2},
 		"negative max_per_host": {SpreadGroup: "web", MaxPerHost: -1},
+		"negative disk":         {DiskBytes: -1},
+		"negative devices":      {Devices: -1},
 	} {
 		if _, err := s.compile(&req); err == nil {
 			t.Errorf("%s: accepted", name)

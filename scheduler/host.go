@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -24,6 +25,10 @@ type hostState struct {
 	containers int
 	ports      []portKey // sorted; duplicates only when observed containers clash
 	groups     []groupCount
+	volumes    int
+	disk       int64    // volume space held
+	devices    int      // devices held, with or without ids
+	deviceIDs  []string // held device ids, sorted; duplicates only when observed containers clash
 }
 
 // portKey packs a protocol and a port: tcp and udp are separate spaces.
@@ -78,6 +83,10 @@ func normalizeHost(h Host) *hostConfig {
 	}
 	if n.Ports == (PortRange{}) {
 		n.Ports = DefaultPortRange
+	}
+	if len(h.DeviceIDs) > 0 {
+		n.DeviceIDs = slices.Clone(h.DeviceIDs)
+		n.Devices = len(h.DeviceIDs)
 	}
 	return n
 }
@@ -137,6 +146,51 @@ func (st *hostState) load() float64 {
 	return l
 }
 
+// diskFits reports whether size more bytes of volumes fit; a host that
+// declares no disk takes any size.
+func (st *hostState) diskFits(size int64) bool {
+	return st.host.DiskBytes == 0 || st.disk+size <= st.host.DiskBytes
+}
+
+// freeDevices is how many more devices the host can hand out. When it
+// names its devices, only named ids that no reservation holds count.
+func (st *hostState) freeDevices() int {
+	free := st.host.Devices - st.devices
+	if len(st.host.DeviceIDs) > 0 {
+		unheld := 0
+		for _, id := range st.host.DeviceIDs {
+			if !st.holdsDevice(id) {
+				unheld++
+			}
+		}
+		free = min(free, unheld)
+	}
+	return max(free, 0)
+}
+
+func (st *hostState) holdsDevice(id string) bool {
+	_, found := slices.BinarySearch(st.deviceIDs, id)
+	return found
+}
+
+// pickDevices chooses n free device ids, in the host's declared order; nil
+// when the host does not name its devices. st must have n free.
+func (st *hostState) pickDevices(n int) []string {
+	if n == 0 || len(st.host.DeviceIDs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, n)
+	for _, id := range st.host.DeviceIDs {
+		if len(ids) == n {
+			break
+		}
+		if !st.holdsDevice(id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (st *hostState) free() Resources {
 	return Resources{
 		MilliCPU:    st.host.Capacity.MilliCPU - st.used.MilliCPU,
@@ -151,6 +205,10 @@ type change struct {
 	ports     []portKey
 	group     string
 	sign      int
+	volume    bool // a volume: counted apart from containers
+	disk      int64
+	devices   int
+	deviceIDs []string
 }
 
 // apply returns the next version of st with c applied. It checks nothing:
@@ -163,16 +221,28 @@ func (st *hostState) apply(c change) *hostState {
 		healthy:    st.healthy,
 		sickness:   st.sickness,
 		retired:    st.retired,
-		containers: st.containers + c.sign,
+		containers: st.containers,
+		volumes:    st.volumes,
 		used: Resources{
 			MilliCPU:    st.used.MilliCPU + int64(c.sign)*c.resources.MilliCPU,
 			MemoryBytes: st.used.MemoryBytes + int64(c.sign)*c.resources.MemoryBytes,
 		},
-		ports:  st.ports,
-		groups: st.groups,
+		ports:     st.ports,
+		groups:    st.groups,
+		disk:      st.disk + int64(c.sign)*c.disk,
+		devices:   st.devices + c.sign*c.devices,
+		deviceIDs: st.deviceIDs,
+	}
+	if c.volume {
+		next.volumes += c.sign
+	} else {
+		next.containers += c.sign
+	}
+	if len(c.deviceIDs) > 0 {
+		next.deviceIDs = applySorted(st.deviceIDs, c.deviceIDs, c.sign)
 	}
 	if len(c.ports) > 0 {
-		next.ports = applyPorts(st.ports, c.ports, c.sign)
+		next.ports = applySorted(st.ports, c.ports, c.sign)
 	}
 	if c.group != "" {
 		next.groups = applyGroup(box.groups[:0], st.groups, c.group, c.sign)
@@ -187,15 +257,17 @@ type hostStateBox struct {
 	groups [2]groupCount
 }
 
-func applyPorts(held, ports []portKey, sign int) []portKey {
+// applySorted adds items to (sign 1) or removes them from (sign -1) a
+// sorted list, returning a new list: held ports, held device ids.
+func applySorted[T cmp.Ordered](held, items []T, sign int) []T {
 	if sign > 0 {
-		out := make([]portKey, 0, len(held)+len(ports))
-		out = append(append(out, held...), ports...)
+		out := make([]T, 0, len(held)+len(items))
+		out = append(append(out, held...), items...)
 		slices.Sort(out)
 		return out
 	}
 	out := slices.Clone(held)
-	for _, k := range ports {
+	for _, k := range items {
 		if i, found := slices.BinarySearch(out, k); found {
 			out = slices.Delete(out, i, i+1)
 		}

@@ -172,7 +172,13 @@ func (s *Scheduler) Restore(r Reservation) (Reservation, error) {
 	if err := validateResources(r.Resources); err != nil {
 		return Reservation{}, fmt.Errorf("restore %s: %w", r.Name, err)
 	}
-	held := change{resources: r.Resources, group: r.SpreadGroup, sign: 1}
+	if r.DiskBytes < 0 || r.Devices < 0 {
+		return Reservation{}, fmt.Errorf("restore %s: disk and devices must not be negative", r.Name)
+	}
+	r.Devices = max(r.Devices, len(r.DeviceIDs))
+	r.DeviceIDs = slices.Clone(r.DeviceIDs)
+	held := change{resources: r.Resources, group: r.SpreadGroup, sign: 1,
+		volume: r.Volume, disk: r.DiskBytes, devices: r.Devices, deviceIDs: r.DeviceIDs}
 	ports := make([]PortBinding, 0, len(r.Ports))
 	for _, p := range r.Ports {
 		if err := validatePort(p.Internal, p.External, p.Protocol, true); err != nil {
@@ -327,6 +333,7 @@ func (st *hostState) public() Host {
 	h := st.host.Host
 	h.Healthy = st.healthy
 	h.Labels = maps.Clone(st.host.Labels)
+	h.DeviceIDs = slices.Clone(st.host.DeviceIDs)
 	return h
 }
 
@@ -343,6 +350,10 @@ func (s *Scheduler) Usage() []HostUsage {
 			Reserved:   st.used,
 			Free:       Resources{MilliCPU: max(free.MilliCPU, 0), MemoryBytes: max(free.MemoryBytes, 0)},
 			Containers: st.containers,
+			Volumes:    st.volumes,
+			DiskBytes:  st.disk,
+			Devices:    st.devices,
+			DeviceIDs:  slices.Compact(slices.Clone(st.deviceIDs)),
 		}
 		for _, k := range st.ports {
 			u.Ports = append(u.Ports, k.port())

@@ -113,6 +113,8 @@ func New(cfg Config) *Scheduler {
 		{ReasonSlots, admitsSlots, explainSlots},                  // max_containers
 		{ReasonCPU, admitsCPU, explainCPU},                        // CPU fits
 		{ReasonMemory, admitsMemory, explainMemory},               // memory fits
+		{ReasonDisk, admitsDisk, explainDisk},                     // volume size fits the declared disk
+		{ReasonDevices, admitsDevices, explainDevices},            // enough free devices (ids never handed out twice)
 		{ReasonPort, admitsPorts, explainPorts},                   // requested host ports free, enough free in range
 		{ReasonMaxPerHost, admitsMaxPerHost, explainMaxPerHost},   // spread group's max_per_host
 	}
@@ -298,9 +300,8 @@ func (r *record) snapshot() (Reservation, bool) {
 }
 
 func (r Reservation) clone() Reservation {
-	if r.Ports != nil {
-		r.Ports = append([]PortBinding(nil), r.Ports...)
-	}
+	r.Ports = slices.Clone(r.Ports)
+	r.DeviceIDs = slices.Clone(r.DeviceIDs)
 	return r
 }
 
@@ -332,18 +333,20 @@ func (s *Scheduler) place(ctx context.Context, rec *record, rq *compiledRequest)
 			if fits {
 				continue // capacity came back while explaining
 			}
-			return &NoFitError{Request: requestName(&rq.req), Needs: rq.req.Resources, Rejections: rejections}
+			return &NoFitError{Request: requestName(&rq.req), Needs: rq.req.Resources, Rejections: rejections,
+				DiskBytes: rq.req.DiskBytes, Devices: rq.req.Devices, Volume: rq.req.Volume}
 		}
 		var portSeed uint64
 		if len(rq.req.Ports) > 0 {
 			portSeed = s.rand.next()
 		}
 		ports, bindings := assignPorts(c.st, rq, portSeed)
-		held := change{resources: rq.req.Resources, ports: ports, group: rq.req.SpreadGroup, sign: 1}
+		req := &rq.req
+		held := change{resources: req.Resources, ports: ports, group: req.SpreadGroup, sign: 1,
+			volume: req.Volume, disk: req.DiskBytes, devices: req.Devices, deviceIDs: c.st.pickDevices(req.Devices)}
 		if !c.slot.state.CompareAndSwap(c.st, c.st.apply(held)) {
 			continue // the host changed: rank again on fresh states
 		}
-		req := &rq.req
 		rec.slot, rec.held = c.slot, held
 		rec.res = Reservation{
 			Key:         req.Key,
@@ -354,6 +357,10 @@ func (s *Scheduler) place(ctx context.Context, rec *record, rq *compiledRequest)
 			SpreadGroup: req.SpreadGroup,
 			State:       Reserved,
 			LeaseExpiry: s.clock.Now().Add(s.leaseTTL),
+			DiskBytes:   req.DiskBytes,
+			Devices:     req.Devices,
+			DeviceIDs:   slices.Clone(held.deviceIDs),
+			Volume:      req.Volume,
 		}
 		s.index(rec, "")
 		return nil

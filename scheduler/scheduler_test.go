@@ -395,3 +395,103 @@ func TestSamplingBoundsTheWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestDisksAndDevices: named device ids are handed out once each, in the
+// host's order, and come back on release; a restored container keeps its
+// ids; volumes hold disk but no container slot; a request that fits
+// nowhere says which dimension each host lacks.
+func TestDisksAndDevices(t *testing.T) {
+	gpuHost := host("node1", 8, 8*gib)
+	gpuHost.DeviceIDs = []string{"GPU-a", "GPU-b", "GPU-c"}
+	gpuHost.DiskBytes = 20 * gib
+	gpuHost.MaxContainers = 1
+	countHost := host("node2", 8, 8*gib)
+	countHost.Devices = 1
+	countHost.DiskBytes = 10 * gib
+	s, _ := testScheduler(t, Spread, gpuHost, countHost)
+
+	restored, err := s.Restore(Reservation{Key: "old", Name: "old", Host: "node1", State: Bound, ContainerID: "c1", DeviceIDs: []string{"GPU-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored.Devices != 1 {
+		t.Errorf("restored with ids %v counts %d devices, want 1", restored.DeviceIDs, restored.Devices)
+	}
+	// node1 is full of containers (max 1), so the volume shows it takes no slot.
+	vol := mustReserve(t, s, Request{Key: "v", Name: "pgdata", Volume: true, DiskBytes: 15 * gib})
+	if vol.Host != "node1" || !vol.Volume {
+		t.Errorf("15GiB volume on %s (volume %v), want node1: only it has the disk", vol.Host, vol.Volume)
+	}
+	if u := usageOf(t, s, "node1"); u.Volumes != 1 || u.Containers != 1 || u.DiskBytes != 15*gib || u.Devices != 1 || !slices.Equal(u.DeviceIDs, []string{"GPU-b"}) {
+		t.Errorf("node1 usage %+v", u)
+	}
+	_, err = s.Reserve(context.Background(), Request{Key: "v2", Name: "logs", Volume: true, DiskBytes: 11 * gib})
+	if err == nil || err.Error() != "no host fits logs (needs 11GiB disk): node1: disk 5GiB free; node2: disk 10GiB free" {
+		t.Errorf("volume that fits nowhere: %v", err)
+	}
+
+	s.SetHosts([]Host{withSlots(gpuHost, 0), countHost})
+	a := mustReserve(t, s, Request{Key: "a", Name: "a", Devices: 2, Host: "node1"})
+	if !slices.Equal(a.DeviceIDs, []string{"GPU-a", "GPU-c"}) {
+		t.Errorf("2 gpus on node1 got %v, want the free ones GPU-a, GPU-c", a.DeviceIDs)
+	}
+	_, err = s.Reserve(context.Background(), Request{Key: "b", Name: "b", Devices: 2, Resources: Resources{MilliCPU: 500, MemoryBytes: 256 * mib}})
+	if err == nil || err.Error() != "no host fits b (needs 0.5 CPU, 256MiB, 2 gpus): node1: gpus 0 free; node2: gpus 1 free" {
+		t.Errorf("gpus that fit nowhere: %v", err)
+	}
+	if err := s.Release(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	b := mustReserve(t, s, Request{Key: "b", Name: "b", Devices: 1, Host: "node1"})
+	if !slices.Equal(b.DeviceIDs, []string{"GPU-a"}) {
+		t.Errorf("after the release, 1 gpu on node1 got %v, want GPU-a", b.DeviceIDs)
+	}
+	c := mustReserve(t, s, Request{Key: "c", Name: "c", Devices: 1, Host: "node2"})
+	if c.DeviceIDs != nil || c.Devices != 1 {
+		t.Errorf("a host without ids hands out a count: %+v", c)
+	}
+}
+
+func withSlots(h Host, n int) Host {
+	h.MaxContainers = n
+	return h
+}
+
+// TestConcurrentGPUReservationsNeverShareAnID: many goroutines ask for one
+// GPU at once; exactly as many as there are ids get one, each a different id.
+func TestConcurrentGPUReservationsNeverShareAnID(t *testing.T) {
+	var hosts []Host
+	for _, name := range []string{"node1", "node2"} {
+		h := host(name, 64, 64*gib)
+		h.DeviceIDs = []string{"0", "1", "2"}
+		hosts = append(hosts, h)
+	}
+	s, _ := testScheduler(t, Spread, hosts...)
+	var wg sync.WaitGroup
+	got := make([]Reservation, 40)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], _ = s.Reserve(context.Background(), Request{Key: fmt.Sprint("g", i), Devices: 1})
+		}()
+	}
+	wg.Wait()
+	held := map[string]string{}
+	for _, r := range got {
+		if r.ID == "" {
+			continue
+		}
+		if len(r.DeviceIDs) != 1 {
+			t.Fatalf("%s holds ids %v, want one", r.Key, r.DeviceIDs)
+		}
+		k := r.Host + "/" + r.DeviceIDs[0]
+		if other, ok := held[k]; ok {
+			t.Errorf("gpu %s given to %s and %s", k, other, r.Key)
+		}
+		held[k] = r.Key
+	}
+	if len(held) != 6 {
+		t.Errorf("%d gpus handed out, want all 6", len(held))
+	}
+}
