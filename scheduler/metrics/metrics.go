@@ -31,6 +31,7 @@ type Metrics struct {
 	replays          *prometheus.CounterVec
 	commitDuration   *prometheus.HistogramVec
 	commitOps        *prometheus.HistogramVec
+	batchCommits     *prometheus.HistogramVec
 	conflicts        *prometheus.CounterVec
 	leaderChanges    prometheus.Counter
 	leader           prometheus.Gauge
@@ -54,6 +55,7 @@ func New() *Metrics {
 	m.commitDuration = f.histogram("berth_store_commit_duration_seconds", "Time for one store commit to be durable (bolt: fsync; etcd: quorum), by store and result.",
 		[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "store", "result")
 	m.commitOps = f.histogram("berth_store_commit_ops", "Writes in one store commit (its batch size).", []float64{1, 2, 4, 8, 16, 32, 64}, "store")
+	m.batchCommits = f.histogram("berth_store_batch_commits", "Commits written together in one store transaction (bolt: one fsync; etcd: one quorum round trip), by store.", []float64{1, 2, 4, 8, 16, 32, 64, 128}, "store")
 	m.conflicts = f.counter("berth_store_conflicts_total", "Commits refused because a key moved since it was read (compare-and-swap lost; the caller retries or re-plans), by store.", "store")
 	m.leaseExpirations = f.counter("berth_lease_expirations_total", "Leases removed because they expired unused, by pool.", "pool")
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_leader_changes_total", Help: "Times this replica gained or lost the leadership."})
@@ -210,8 +212,13 @@ func (w *recorder) Flush() {
 	}
 }
 
-// Store measures st's commits under the name kind (bolt, etcd).
+// Store measures st's commits under the name kind (bolt, etcd), and its
+// transactions when it groups commits.
 func (m *Metrics) Store(st store.Store, kind string) store.Store {
+	if batched, ok := st.(interface{ ObserveBatches(func(int)) }); ok {
+		batches := m.batchCommits.WithLabelValues(kind)
+		batched.ObserveBatches(func(n int) { batches.Observe(float64(n)) })
+	}
 	return &measuredStore{Store: st, m: m, kind: kind}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,8 @@ type Bolt struct {
 	// writer has been told to stop.
 	mu     sync.RWMutex
 	closed bool
+
+	observe atomic.Pointer[func(requests int)]
 }
 
 type commitRequest struct {
@@ -178,6 +181,9 @@ func (b *Bolt) write() {
 	}
 }
 
+// ObserveBatches tells hook how many commits each transaction carried.
+func (b *Bolt) ObserveBatches(hook func(requests int)) { b.observe.Store(&hook) }
+
 // commit runs one transaction for a batch. Requests apply in order, each
 // with its own revision; a request whose Expect fails is skipped (its
 // answer is ErrConflict) without failing the others.
@@ -209,6 +215,9 @@ func (b *Bolt) commit(batch []*commitRequest) {
 		binary.BigEndian.PutUint64(buf[:], uint64(revision))
 		return meta.Put(revisionKey, buf[:])
 	})
+	if hook := b.observe.Load(); hook != nil {
+		(*hook)(len(batch))
+	}
 	for i, req := range batch {
 		if err != nil {
 			results[i] = commitResult{err: fmt.Errorf("store: commit: %w", err)}

@@ -47,8 +47,9 @@ func EtcdTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Etcd is the replicated store. Every write is one etcd transaction whose
-// guards compare mod revisions (Expect n) or create revisions (Absent);
+// Etcd is the replicated store. Every commit is written by an etcd
+// transaction (with the other commits of its batch) whose guards compare
+// mod revisions (Expect n) or create revisions (Absent);
 // Item.Revision is the key's etcd mod revision, so revisions are
 // store-wide and increasing like Bolt's.
 //
@@ -60,6 +61,7 @@ type Etcd struct {
 	prefix  string
 	timeout time.Duration
 	owner   bool // Close closes the client
+	batches *etcdBatcher
 
 	fenceKey string
 	fenceRev int64
@@ -93,7 +95,7 @@ func OpenEtcd(cfg EtcdConfig) (*Etcd, error) {
 	if prefix == "" {
 		prefix = "/berth/"
 	}
-	e := &Etcd{client: client, prefix: prefix, timeout: orDefault(cfg.RequestTimeout, 5*time.Second), owner: true}
+	e := &Etcd{client: client, prefix: prefix, timeout: orDefault(cfg.RequestTimeout, 5*time.Second), owner: true, batches: &etcdBatcher{}}
 	ctx, cancel := context.WithTimeout(context.Background(), dial)
 	defer cancel()
 	if _, err := client.Get(clientv3.WithRequireLeader(ctx), prefix+"\x00probe", clientv3.WithCountOnly()); err != nil {
@@ -110,6 +112,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// ObserveBatches tells hook how many commits each transaction of this
+// view carried.
+func (e *Etcd) ObserveBatches(hook func(requests int)) { e.batches.observe.Store(&hook) }
+
 // Prefix is what every key of this store starts with.
 func (e *Etcd) Prefix() string { return e.prefix }
 
@@ -122,6 +128,7 @@ func (e *Etcd) Client() *clientv3.Client { return e.client }
 func (e *Etcd) Fenced(key string, createRevision int64) *Etcd {
 	view := *e
 	view.owner = false
+	view.batches = &etcdBatcher{} // its commits carry its own fence
 	view.fenceKey, view.fenceRev = key, createRevision
 	return &view
 }
@@ -172,77 +179,148 @@ func (e *Etcd) List(ctx context.Context, bucket, prefix string) ([]Item, error) 
 	return items, nil
 }
 
-// Commit implements Store with one transaction:
-//
-//	if fence { if guards { writes } else { read the guarded keys } }
-//
-// so that a lost fence and a lost guard are told apart in one round trip,
-// and a conflict names the key that moved.
+// Commit implements Store. Concurrent commits are grouped into one etcd
+// transaction (see etcd_batch.go); each answers once its transaction has
+// been agreed by a quorum.
 func (e *Etcd) Commit(ctx context.Context, ops ...Op) (int64, error) {
 	if err := validate(ops); err != nil {
 		return 0, err
 	}
-	var guards []clientv3.Cmp
-	var guarded []Op
-	var writes []clientv3.Op
+	req, err := e.prepare(ops)
+	if err != nil {
+		return 0, err
+	}
+	e.batches.add(req, e.flush)
+	select {
+	case res := <-req.done:
+		return res.revision, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// prepare turns ops into their etcd guards and writes, and the reads that
+// tell, when a guard fails, which one did.
+func (e *Etcd) prepare(ops []Op) (*etcdRequest, error) {
+	req := &etcdRequest{done: make(chan commitResult, 1)}
 	last := map[string]int{} // etcd refuses two writes of one key in a transaction: the later wins, as in Bolt
 	for _, op := range ops {
 		if err := checkBucket(op.Bucket); err != nil {
-			return 0, err
+			return nil, err
 		}
 		k := e.key(op.Bucket, op.Key)
 		switch {
 		case op.Expect == Absent:
-			guards = append(guards, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
-			guarded = append(guarded, op)
+			req.guards = append(req.guards, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+			req.guarded = append(req.guarded, op)
 		case op.Expect > 0:
-			guards = append(guards, clientv3.Compare(clientv3.ModRevision(k), "=", op.Expect))
-			guarded = append(guarded, op)
+			req.guards = append(req.guards, clientv3.Compare(clientv3.ModRevision(k), "=", op.Expect))
+			req.guarded = append(req.guarded, op)
 		}
 		write := clientv3.OpPut(k, string(op.Value))
 		if op.Value == nil {
 			write = clientv3.OpDelete(k)
 		}
+		req.size += len(k) + len(op.Value)
 		if i, ok := last[k]; ok {
-			writes[i] = write
+			req.writes[i] = write
 			continue
 		}
-		last[k] = len(writes)
-		writes = append(writes, write)
+		last[k] = len(req.writes)
+		req.keys = append(req.keys, k)
+		req.writes = append(req.writes, write)
 	}
-	reads := make([]clientv3.Op, len(guarded))
-	for i, op := range guarded {
-		reads[i] = clientv3.OpGet(e.key(op.Bucket, op.Key), clientv3.WithKeysOnly())
+	for _, op := range req.guarded {
+		req.reads = append(req.reads, clientv3.OpGet(e.key(op.Bucket, op.Key), clientv3.WithKeysOnly()))
 	}
+	return req, nil
+}
 
-	cctx, cancel := e.call(ctx)
+// commitBatch writes a batch in one transaction:
+//
+//	if fence { if every guard { every write } else { read the guarded keys } }
+//
+// so that a lost fence and a lost guard are told apart in one round trip.
+// When a guard fails, the keys read back say whose: those requests fail
+// with ErrConflict, alone, and the others go back to the queue's front.
+func (e *Etcd) commitBatch(batch []*etcdRequest) {
+	var guards []clientv3.Cmp
+	var writes, reads []clientv3.Op
+	for _, req := range batch {
+		guards = append(guards, req.guards...)
+		writes = append(writes, req.writes...)
+		reads = append(reads, req.reads...)
+	}
+	ctx, cancel := e.call(context.Background())
 	defer cancel()
+	var resp *clientv3.TxnResponse
+	var err error
 	if e.fenceKey == "" {
-		resp, err := e.client.Txn(cctx).If(guards...).Then(writes...).Else(reads...).Commit()
-		if err != nil {
-			return 0, e.unavailable(ctx, err)
+		resp, err = e.client.Txn(ctx).If(guards...).Then(writes...).Else(reads...).Commit()
+	} else {
+		fence := clientv3.Compare(clientv3.CreateRevision(e.fenceKey), "=", e.fenceRev)
+		resp, err = e.client.Txn(ctx).If(fence).Then(clientv3.OpTxn(guards, writes, reads)).Commit()
+	}
+	e.observe(len(batch))
+	switch {
+	case err != nil:
+		answerAll(batch, commitResult{err: e.unavailable(context.Background(), err)})
+		return
+	case e.fenceKey != "" && !resp.Succeeded:
+		answerAll(batch, commitResult{err: fmt.Errorf("%w (leader key %s is gone or was recreated)", ErrFenced, e.fenceKey)})
+		return
+	}
+	succeeded, responses := resp.Succeeded, resp.Responses
+	if e.fenceKey != "" {
+		inner := resp.Responses[0].GetResponseTxn()
+		succeeded, responses = inner.Succeeded, inner.Responses
+	}
+	if succeeded {
+		answerAll(batch, commitResult{revision: resp.Header.Revision})
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].done <- commitResult{err: conflictOf(batch[0].guarded, responses)}
+		return
+	}
+	var retry []*etcdRequest
+	for _, req := range batch {
+		mine := responses[:len(req.reads)]
+		responses = responses[len(req.reads):]
+		if err := failedGuard(req.guarded, mine); err != nil {
+			req.done <- commitResult{err: err}
+			continue
 		}
-		if !resp.Succeeded {
-			return 0, conflictOf(guarded, resp.Responses)
+		retry = append(retry, req)
+	}
+	if len(retry) == len(batch) {
+		// No guard fails when read back: a key moved and moved back in
+		// between. Let each request find out in a transaction of its own.
+		for _, req := range retry {
+			req.alone = true
 		}
-		return resp.Header.Revision, nil
 	}
-	fence := clientv3.Compare(clientv3.CreateRevision(e.fenceKey), "=", e.fenceRev)
-	resp, err := e.client.Txn(cctx).If(fence).Then(clientv3.OpTxn(guards, writes, reads)).Commit()
-	if err != nil {
-		return 0, e.unavailable(ctx, err)
+	e.batches.requeue(retry)
+}
+
+func answerAll(batch []*etcdRequest, res commitResult) {
+	for _, req := range batch {
+		req.done <- res
 	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w (leader key %s is gone or was recreated)", ErrFenced, e.fenceKey)
-	}
-	if inner := resp.Responses[0].GetResponseTxn(); !inner.Succeeded {
-		return 0, conflictOf(guarded, inner.Responses)
-	}
-	return resp.Header.Revision, nil
 }
 
 // conflictOf names the first guard that failed, from the keys read back.
 func conflictOf(guarded []Op, reads []*etcdserverpb.ResponseOp) error {
+	if err := failedGuard(guarded, reads); err != nil {
+		return err
+	}
+	// Every guard holds when read back: a key moved and moved back between
+	// the compare and the read (a create then delete). Still a conflict.
+	return fmt.Errorf("%w: a guarded key changed during the commit", ErrConflict)
+}
+
+// failedGuard is the first of guarded whose guard the keys read back fail, or nil.
+func failedGuard(guarded []Op, reads []*etcdserverpb.ResponseOp) error {
 	for i, op := range guarded {
 		rev, exists := int64(0), false
 		if r := reads[i].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
@@ -252,9 +330,7 @@ func conflictOf(guarded []Op, reads []*etcdserverpb.ResponseOp) error {
 			return err
 		}
 	}
-	// Every guard holds when read back: a key moved and moved back between
-	// the compare and the read (a create then delete). Still a conflict.
-	return fmt.Errorf("%w: a guarded key changed during the commit", ErrConflict)
+	return nil
 }
 
 // Close implements Store. Commits are synchronous: none is pending once

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +153,120 @@ func TestEtcdQuorumLoss(t *testing.T) {
 	if err := commit("back"); err != nil {
 		t.Errorf("commit once a quorum is back: %v", err)
 	}
+}
+
+// Concurrent commits share transactions, and a commit whose guard fails
+// fails alone: the others of its batch land. Two commits creating the
+// same key have one winner. Once the fence is lost, every commit of a
+// batch fails with ErrFenced and none lands.
+func TestEtcdBatchedCommits(t *testing.T) {
+	s := openEtcd(t)
+	ctx := context.Background()
+	leaderRev, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("me"), Expect: Absent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fenced := s.Fenced(s.key("election", "leader"), leaderRev)
+	var mu sync.Mutex
+	var batches []int
+	fenced.ObserveBatches(func(n int) {
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	})
+	for i := range 10 {
+		if _, err := s.Commit(ctx, Op{Bucket: "b", Key: fmt.Sprintf("taken-%d", i), Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const n = 90
+	errs := make([]error, n)
+	revs := make([]int64, n)
+	concurrently(n, func(i int) {
+		side := Op{Bucket: "b", Key: fmt.Sprintf("side-%d", i), Value: []byte("v")}
+		var guarded Op
+		switch i % 3 {
+		case 0: // fails: the key exists
+			guarded = Op{Bucket: "b", Key: fmt.Sprintf("taken-%d", i%10), Value: []byte("new"), Expect: Absent}
+		case 1: // succeeds
+			guarded = Op{Bucket: "b", Key: fmt.Sprintf("new-%d", i), Value: []byte("v"), Expect: Absent}
+		case 2: // one of these wins
+			guarded = Op{Bucket: "b", Key: "shared", Value: []byte(strconv.Itoa(i)), Expect: Absent}
+		}
+		revs[i], errs[i] = fenced.Commit(ctx, side, guarded)
+	})
+	perRevision := map[int64]int{}
+	sharedWinners := 0
+	for i, err := range errs {
+		_, sideErr := s.Get(ctx, "b", fmt.Sprintf("side-%d", i))
+		switch {
+		case i%3 == 0 && !errors.Is(err, ErrConflict):
+			t.Errorf("commit %d, guarded by an existing key: %v, want ErrConflict", i, err)
+		case i%3 == 0 && !errors.Is(sideErr, ErrNotFound):
+			t.Errorf("commit %d failed its guard but its other write landed (%v)", i, sideErr)
+		case i%3 == 1 && err != nil:
+			t.Errorf("commit %d, whose guard holds: %v (a batch mate's failed guard must not fail it)", i, err)
+		case i%3 == 2 && err == nil:
+			sharedWinners++
+		case i%3 == 2 && !errors.Is(err, ErrConflict):
+			t.Errorf("commit %d creating the shared key: %v, want success or ErrConflict", i, err)
+		}
+		if err == nil {
+			perRevision[revs[i]]++
+			if sideErr != nil {
+				t.Errorf("commit %d succeeded but its write is not there: %v", i, sideErr)
+			}
+		}
+	}
+	if sharedWinners != 1 {
+		t.Errorf("%d commits created the shared key, want exactly 1", sharedWinners)
+	}
+	mu.Lock()
+	largest, transactions := 0, len(batches)
+	for _, b := range batches {
+		largest = max(largest, b)
+	}
+	mu.Unlock()
+	shared := 0
+	for _, k := range perRevision {
+		shared = max(shared, k)
+	}
+	t.Logf("%d commits in %d transactions (largest %d); up to %d successful commits share one revision", n, transactions, largest, shared)
+	if largest < 2 || shared < 2 {
+		t.Errorf("%d concurrent commits were never grouped (largest transaction %d commits, %d per revision)", n, largest, shared)
+	}
+
+	// Another leader takes over.
+	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("other"), Expect: Absent}); err != nil {
+		t.Fatal(err)
+	}
+	concurrently(20, func(i int) {
+		key := fmt.Sprintf("stale-%d", i)
+		if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: key, Value: []byte("v")}); !errors.Is(err, ErrFenced) {
+			t.Errorf("commit %d by the deposed leader: %v, want ErrFenced", i, err)
+		}
+		if _, err := s.Get(ctx, "b", key); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the deposed leader's write %s landed (%v)", key, err)
+		}
+	})
+}
+
+// concurrently runs f(0..n-1) in goroutines released together.
+func concurrently(n int, f func(i int)) {
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			f(i)
+		}()
+	}
+	close(release)
+	wg.Wait()
 }
