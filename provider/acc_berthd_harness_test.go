@@ -44,11 +44,19 @@ type berthdProc struct {
 const berthdTestToken = "berth-acc-admin-token"
 
 // startBerthd builds berthd and starts it with an admin token over every
-// test engine, the TLS one over TLS.
+// test engine, the TLS one over TLS, on a bolt store of its own.
 func startBerthd(t *testing.T, env *testenv.Env, port int) *berthdProc {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "berthd")
+	bin, enginesFile := buildBerthd(t, env, dir)
+	return runBerthd(t, bin, enginesFile, port, "--data-dir", filepath.Join(dir, "data"))
+}
+
+// buildBerthd builds berthd into dir and writes the test engines there as
+// its engines.json.
+func buildBerthd(t *testing.T, env *testenv.Env, dir string) (bin, enginesFile string) {
+	t.Helper()
+	bin = filepath.Join(dir, "berthd")
 	build := exec.Command("go", "build", "-o", bin, "../scheduler/cmd/berthd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building berthd: %v\n%s", err, out)
@@ -57,17 +65,24 @@ func startBerthd(t *testing.T, env *testenv.Env, port int) *berthdProc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bin, enginesFile
+}
+
+// runBerthd starts bin on port with storeArgs choosing its store, and
+// stops it at the end of the test (its log shown if the test failed).
+func runBerthd(t *testing.T, bin, enginesFile string, port int, storeArgs ...string) *berthdProc {
+	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	b := &berthdProc{
-		t: t, bin: bin, token: berthdTestToken, listen: listen, logPath: filepath.Join(dir, "berthd.log"),
-		args: []string{"serve", "--listen", listen, "--data-dir", filepath.Join(dir, "data"), "--engines", enginesFile},
+		t: t, bin: bin, token: berthdTestToken, listen: listen, logPath: filepath.Join(t.TempDir(), "berthd.log"),
+		args: append([]string{"serve", "--listen", listen, "--engines", enginesFile}, storeArgs...),
 	}
 	b.start()
 	t.Cleanup(func() {
 		b.stop()
 		if t.Failed() {
 			if log, err := os.ReadFile(b.logPath); err == nil {
-				t.Logf("berthd log:\n%s", log)
+				t.Logf("berthd %s log:\n%s", listen, log)
 			}
 		}
 	})

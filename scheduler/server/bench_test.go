@@ -160,7 +160,7 @@ func TestBenchReport(t *testing.T) {
 	row("store alone: the 3 commits of a placement, bbolt, fsync on", alone)
 	row("HTTP API, in-memory store (baseline)", memory)
 	row("HTTP API, etcd store (3 members on loopback), fenced as a leader writes", replicated)
-	row("store alone: the 6 commits of a placement, etcd (3 members), fenced", etcdAlone)
+	row("store alone: the 3 commits of a placement, etcd (3 members), fenced", etcdAlone)
 	t.Logf("etcd HTTP : bbolt HTTP = %.2fx (the cost of replication)", replicated.perSecond/durable.perSecond)
 	t.Logf("durable HTTP : in-memory HTTP = %.2fx (the cost of durability)", durable.perSecond/memory.perSecond)
 	t.Logf("durable HTTP : store alone = %.2fx (the cost of HTTP, auth, idempotency and scheduling)", durable.perSecond/alone.perSecond)

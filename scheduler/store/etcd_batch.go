@@ -19,7 +19,7 @@ const (
 // etcdInFlight is how many batched transactions one store view keeps in
 // flight at once. Requests that arrive meanwhile wait and form the next
 // batch, as Bolt's wait for its fsync.
-const etcdInFlight = 1
+const etcdInFlight = 4
 
 // etcdRequest is one Commit, prepared for a transaction.
 type etcdRequest struct {
