@@ -65,31 +65,44 @@ func openEtcd(t *testing.T) *Etcd {
 	return s
 }
 
-// A fenced view writes while its leader key is the one it was made for,
-// and fails with ErrFenced, writing nothing, once that key is gone or
-// recreated, even though its own guards hold.
-func TestEtcdFencedCommit(t *testing.T) {
-	s := openEtcd(t)
-	ctx := context.Background()
-	leaderRev, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("me"), Expect: Absent})
+// openFenced opens a store and a view of it fenced by a leader key.
+func openFenced(t *testing.T) (s, fenced *Etcd) {
+	t.Helper()
+	s = openEtcd(t)
+	leaderRev, err := s.Commit(context.Background(), Op{Bucket: "election", Key: "leader", Value: []byte("me"), Expect: Absent})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fenced := s.Fenced(s.key("election", "leader"), leaderRev)
-	if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("1"), Expect: Absent}); err != nil {
-		t.Fatalf("commit while leader: %v", err)
-	}
-	if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("2"), Expect: Absent}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("guard failing under a valid fence: %v, want ErrConflict", err)
-	}
-	// Another leader takes over: the key is deleted and created again.
+	return s, s.Fenced(s.key("election", "leader"), leaderRev)
+}
+
+// takeOver is another leader taking over: the leader key of openFenced is
+// deleted and created again.
+func takeOver(t *testing.T, s *Etcd) {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("other"), Expect: Absent}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = fenced.Commit(ctx, Op{Bucket: "b", Key: "k2", Value: []byte("stale")})
+}
+
+// A fenced view writes while its leader key is the one it was made for,
+// and fails with ErrFenced, writing nothing, once that key is gone or
+// recreated, even though its own guards hold.
+func TestEtcdFencedCommit(t *testing.T) {
+	s, fenced := openFenced(t)
+	ctx := context.Background()
+	if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("1"), Expect: Absent}); err != nil {
+		t.Fatalf("commit while leader: %v", err)
+	}
+	if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: "k", Value: []byte("2"), Expect: Absent}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("guard failing under a valid fence: %v, want ErrConflict", err)
+	}
+	takeOver(t, s)
+	_, err := fenced.Commit(ctx, Op{Bucket: "b", Key: "k2", Value: []byte("stale")})
 	if !errors.Is(err, ErrFenced) || errors.Is(err, ErrConflict) {
 		t.Fatalf("commit by the deposed leader: %v, want ErrFenced", err)
 	}
@@ -160,13 +173,8 @@ func TestEtcdQuorumLoss(t *testing.T) {
 // same key have one winner. Once the fence is lost, every commit of a
 // batch fails with ErrFenced and none lands.
 func TestEtcdBatchedCommits(t *testing.T) {
-	s := openEtcd(t)
+	s, fenced := openFenced(t)
 	ctx := context.Background()
-	leaderRev, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("me"), Expect: Absent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fenced := s.Fenced(s.key("election", "leader"), leaderRev)
 	var mu sync.Mutex
 	var batches []int
 	fenced.ObserveBatches(func(n int) {
@@ -237,13 +245,7 @@ func TestEtcdBatchedCommits(t *testing.T) {
 		t.Errorf("%d concurrent commits were never grouped (largest transaction %d commits, %d per revision)", n, largest, shared)
 	}
 
-	// Another leader takes over.
-	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Commit(ctx, Op{Bucket: "election", Key: "leader", Value: []byte("other"), Expect: Absent}); err != nil {
-		t.Fatal(err)
-	}
+	takeOver(t, s)
 	concurrently(20, func(i int) {
 		key := fmt.Sprintf("stale-%d", i)
 		if _, err := fenced.Commit(ctx, Op{Bucket: "b", Key: key, Value: []byte("v")}); !errors.Is(err, ErrFenced) {
