@@ -23,23 +23,28 @@ var memoryNumber = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP]?)([iI]?[b
 // into bytes. A bare number is refused: the Docker provider reads
 // `memory = 512` as megabytes, go-units as bytes, so it is ambiguous.
 func parseMemory(s string) (int64, error) {
+	return parseSize(s, "memory")
+}
+
+// parseSize is parseMemory for any size; what names it in errors ("disk").
+func parseSize(s, what string) (int64, error) {
 	trimmed := strings.TrimSpace(s)
 	parts := memoryNumber.FindStringSubmatch(trimmed)
 	if parts == nil {
-		return 0, fmt.Errorf("%q is not a memory size", s)
+		return 0, fmt.Errorf("%q is not a %s size", s, what)
 	}
 	if parts[2] == "" && parts[3] == "" {
 		return 0, fmt.Errorf("%q has no unit: write %q for megabytes (or %q for bytes)", s, parts[1]+"MiB", parts[1]+"B")
 	}
 	if number, err := strconv.ParseFloat(parts[1], 64); err != nil || number*float64(unitSizes[strings.ToLower(parts[2])]) > float64(maxMemory) {
-		return 0, fmt.Errorf("memory size %q is too large: at most %s", s, formatMemory(maxMemory))
+		return 0, fmt.Errorf("%s size %q is too large: at most %s", what, s, formatMemory(maxMemory))
 	}
 	b, err := units.RAMInBytes(trimmed)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a memory size", s)
+		return 0, fmt.Errorf("%q is not a %s size", s, what)
 	}
 	if b <= 0 {
-		return 0, fmt.Errorf("memory size %q must be greater than zero", s)
+		return 0, fmt.Errorf("%s size %q must be greater than zero", what, s)
 	}
 	return b, nil
 }

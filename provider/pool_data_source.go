@@ -47,6 +47,11 @@ type hostUsageModel struct {
 	Containers     types.Int64       `tfsdk:"containers"`
 	MaxContainers  types.Int64       `tfsdk:"max_containers"`
 	Healthy        types.Bool        `tfsdk:"healthy"`
+	Volumes        types.Int64       `tfsdk:"volumes"`
+	Disk           types.Int64       `tfsdk:"disk"`
+	DiskReserved   types.Int64       `tfsdk:"disk_reserved"`
+	GPUs           types.Int64       `tfsdk:"gpus"`
+	GPUsReserved   types.Int64       `tfsdk:"gpus_reserved"`
 }
 
 func (d *PoolDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -56,6 +61,9 @@ func (d *PoolDataSource) Metadata(_ context.Context, req datasource.MetadataRequ
 func (d *PoolDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	computed := func(description string) schema.Attribute {
 		return schema.Float64Attribute{MarkdownDescription: description, Computed: true}
+	}
+	count := func(description string) schema.Attribute {
+		return schema.Int64Attribute{MarkdownDescription: description, Computed: true}
 	}
 	bytes := func(description string) schema.Attribute {
 		return schema.Int64Attribute{MarkdownDescription: description + ", in bytes.", Computed: true}
@@ -101,6 +109,11 @@ func (d *PoolDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, r
 							MarkdownDescription: "Whether the engine answered.",
 							Computed:            true,
 						},
+						"volumes":       count("Berth volumes of the pool on the host."),
+						"disk":          bytes("Declared volume space (0: disk is not accounted on this host)"),
+						"disk_reserved": bytes("Volume space held by the sizes of Berth volumes"),
+						"gpus":          count("Declared GPUs."),
+						"gpus_reserved": count("GPUs held by Berth containers."),
 					},
 				},
 			},
@@ -152,6 +165,11 @@ func poolUsageModel(name types.String, usage backend.PoolUsage) PoolDataSourceMo
 			Containers:     types.Int64Value(int64(h.Containers)),
 			MaxContainers:  types.Int64Value(int64(h.MaxContainers)),
 			Healthy:        types.BoolValue(h.Healthy),
+			Volumes:        types.Int64Value(int64(h.Volumes)),
+			Disk:           types.Int64Value(h.DiskBytes),
+			DiskReserved:   types.Int64Value(h.DiskReserved),
+			GPUs:           types.Int64Value(int64(h.GPUs)),
+			GPUsReserved:   types.Int64Value(int64(h.GPUsReserved)),
 		}
 	}
 	return m

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -34,6 +36,10 @@ var (
 
 // defaultStrategy and defaultPortRange are what an unset attribute means.
 const defaultStrategy = string(scheduler.Spread)
+
+// gpuIDPattern is what a GPU id may be: an index or a UUID, nothing that
+// would break NVIDIA_VISIBLE_DEVICES's comma-separated list.
+var gpuIDPattern = regexp.MustCompile(`^[A-Za-z0-9_:-]+$`)
 
 var defaultPortRange = fmt.Sprintf("%d-%d", scheduler.DefaultPortRange.Min, scheduler.DefaultPortRange.Max)
 
@@ -65,6 +71,9 @@ type poolHostModel struct {
 	PortRange        types.String  `tfsdk:"port_range"`
 	Schedulable      types.Bool    `tfsdk:"schedulable"`
 	Lost             types.Bool    `tfsdk:"lost"`
+	Disk             types.String  `tfsdk:"disk"`
+	GPUs             types.Int64   `tfsdk:"gpus"`
+	GPUIDs           types.List    `tfsdk:"gpu_ids"`
 	DiscoveredCPUs   types.Int64   `tfsdk:"discovered_cpus"`
 	DiscoveredMemory types.Int64   `tfsdk:"discovered_memory"`
 	EngineVersion    types.String  `tfsdk:"engine_version"`
@@ -79,6 +88,9 @@ var poolHostAttrTypes = map[string]attr.Type{
 	"port_range":        types.StringType,
 	"schedulable":       types.BoolType,
 	"lost":              types.BoolType,
+	"disk":              types.StringType,
+	"gpus":              types.Int64Type,
+	"gpu_ids":           types.ListType{ElemType: types.StringType},
 	"discovered_cpus":   types.Int64Type,
 	"discovered_memory": types.Int64Type,
 	"engine_version":    types.StringType,
@@ -172,6 +184,33 @@ func (r *PoolResource) Schema(_ context.Context, _ resource.SchemaRequest, resp 
 							Optional: true,
 							Computed: true,
 							Default:  booldefault.StaticBool(false),
+						},
+						"disk": schema.StringAttribute{
+							MarkdownDescription: "Volume space that `berth_volume` sizes are reserved against, e.g. " +
+								"`\"500GiB\"` (binary units). Docker does not report free disk, so there is no default: " +
+								"when unset, disk is not accounted on this host and a volume of any `size` fits there " +
+								"(its size still shows as reserved).",
+							Optional:   true,
+							Validators: []validator.String{diskValidator()},
+						},
+						"gpus": schema.Int64Attribute{
+							MarkdownDescription: "How many GPUs containers may reserve here (`gpus` on `berth_container`). " +
+								"Each is held by one container at a time. Defaults to none; with `gpu_ids`, leave it " +
+								"unset or equal to their number.",
+							Optional:   true,
+							Validators: []validator.Int64{int64validator.AtLeast(0)},
+						},
+						"gpu_ids": schema.ListAttribute{
+							MarkdownDescription: "The GPUs' device ids or indexes (`[\"0\", \"1\"]`, or UUIDs as " +
+								"`nvidia-smi -L` lists them). When set, each container is given specific ids, never " +
+								"one that another container holds.",
+							ElementType: types.StringType,
+							Optional:    true,
+							Validators: []validator.List{
+								listvalidator.SizeAtLeast(1),
+								uniqueStrings{},
+								listvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1), stringvalidator.RegexMatches(gpuIDPattern, "must be letters, digits, '-', '_' or ':' (no commas or spaces)")),
+							},
 						},
 						"discovered_cpus": schema.Int64Attribute{
 							// No UseStateForUnknown on what engines report: an update
@@ -384,6 +423,22 @@ func (m PoolResourceModel) spec(ctx context.Context) (backend.PoolSpec, diag.Dia
 			}
 			host.MemoryBytes = b
 		}
+		if isKnown(h.Disk) {
+			b, err := parseMemory(h.Disk.ValueString())
+			if err != nil {
+				diags.AddAttributeError(hostPath.AtName("disk"), "Invalid disk size", err.Error())
+			}
+			host.DiskBytes = b
+		}
+		host.GPUs = int(h.GPUs.ValueInt64())
+		if isKnown(h.GPUIDs) {
+			diags.Append(h.GPUIDs.ElementsAs(ctx, &host.GPUIDs, false)...)
+			if isKnown(h.GPUs) && host.GPUs != len(host.GPUIDs) {
+				diags.AddAttributeError(hostPath.AtName("gpus"), "gpus and gpu_ids disagree",
+					fmt.Sprintf("Attribute %s: gpus = %d but gpu_ids names %d GPUs: leave gpus unset when gpu_ids is set, or make them agree.",
+						hostPath.AtName("gpus"), host.GPUs, len(host.GPUIDs)))
+			}
+		}
 		if isKnown(h.PortRange) {
 			lo, hi, err := parsePortRange(h.PortRange.ValueString())
 			if err != nil {
@@ -417,6 +472,20 @@ func (m *PoolResourceModel) observe(ctx context.Context, status backend.PoolStat
 			PortRange:     portRangeValue(old.PortRange, spec.PortMin, spec.PortMax),
 			Schedulable:   types.BoolValue(!spec.Cordoned),
 			Lost:          types.BoolValue(spec.Lost),
+			Disk:          types.StringNull(),
+			GPUs:          types.Int64Null(),
+			GPUIDs:        types.ListNull(types.StringType),
+		}
+		if spec.DiskBytes > 0 {
+			h.Disk = memoryValue(old.Disk, spec.DiskBytes)
+		}
+		if spec.GPUs > 0 || (hadPrior && isKnown(old.GPUs)) {
+			h.GPUs = types.Int64Value(int64(spec.GPUs))
+		}
+		if spec.GPUIDs != nil {
+			value, d := types.ListValueFrom(ctx, types.StringType, spec.GPUIDs)
+			diags.Append(d...)
+			h.GPUIDs = value
 		}
 		if spec.Labels != nil || (hadPrior && !old.Labels.IsNull()) {
 			// `labels = {}` stays {}: null would plan a change against it forever.
@@ -483,6 +552,9 @@ func (m *PoolResourceModel) keepPriorWhereSame(ctx context.Context, state PoolRe
 		}
 		if !h.Memory.Equal(old.Memory) && sameMemory(h.Memory, old.Memory) {
 			h.Memory = old.Memory
+		}
+		if !h.Disk.Equal(old.Disk) && sameMemory(h.Disk, old.Disk) {
+			h.Disk = old.Disk
 		}
 		if !h.PortRange.Equal(old.PortRange) && samePortRange(h.PortRange, old.PortRange) {
 			h.PortRange = old.PortRange

@@ -62,6 +62,36 @@ func TestPoolRejectsBadInput(t *testing.T) {
   hosts = { node1 = { port_range = "40000-30000" } }`,
 			want: `Invalid port range...out of order`,
 		},
+		"disk without a unit": {
+			pool: `name = "dc1"
+  hosts = { node1 = { disk = "500" } }`,
+			want: `Invalid disk size...hosts\["node1"\].disk..."500" has no unit: write "500MiB"...500GiB`,
+		},
+		"zero disk": {
+			pool: `name = "dc1"
+  hosts = { node1 = { disk = "0GiB" } }`,
+			want: `Invalid disk size...hosts\["node1"\].disk: disk size "0GiB" must be greater than zero`,
+		},
+		"negative gpus": {
+			pool: `name = "dc1"
+  hosts = { node1 = { gpus = -1 } }`,
+			want: `hosts\["node1"\].gpus value must be at least 0`,
+		},
+		"gpu ids twice": {
+			pool: `name = "dc1"
+  hosts = { node1 = { gpu_ids = ["0", "0"] } }`,
+			want: `Duplicate value...hosts\["node1"\].gpu_ids names "0" twice`,
+		},
+		"gpu id with a comma": {
+			pool: `name = "dc1"
+  hosts = { node1 = { gpu_ids = ["0,1"] } }`,
+			want: `hosts\["node1"\].gpu_ids\[0\]...no commas or spaces`,
+		},
+		"gpus and gpu ids disagree": {
+			pool: `name = "dc1"
+  hosts = { node1 = { gpus = 3, gpu_ids = ["0", "1"] } }`,
+			want: `gpus and gpu_ids disagree...hosts\["node1"\].gpus...gpus = 3 but gpu_ids names 2 GPUs`,
+		},
 		"host not an engine": {
 			pool: `name = "dc1"
   hosts = { node1 = {}, node9 = {} }`,

@@ -77,6 +77,46 @@ func memoryValidator() validator.String {
 	}
 }
 
+// diskValidator checks a volume space or a volume's size.
+func diskValidator() validator.String {
+	return stringCheck{
+		summary: "Invalid disk size",
+		hint:    `Use a positive size with a binary unit, e.g. "10GiB" or "500GiB".`,
+		check: func(s string) error {
+			_, err := parseSize(s, "disk")
+			return err
+		},
+	}
+}
+
+// uniqueStrings refuses a list that names a value twice, saying which
+// (listvalidator.UniqueValues does not name the attribute of a nested map).
+type uniqueStrings struct{}
+
+func (uniqueStrings) Description(context.Context) string { return "each value at most once" }
+
+func (u uniqueStrings) MarkdownDescription(ctx context.Context) string { return u.Description(ctx) }
+
+func (uniqueStrings) ValidateList(ctx context.Context, req validator.ListRequest, resp *validator.ListResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	var values []types.String
+	resp.Diagnostics.Append(req.ConfigValue.ElementsAs(ctx, &values, false)...)
+	seen := map[string]bool{}
+	for _, v := range values {
+		if !isKnown(v) {
+			continue
+		}
+		if seen[v.ValueString()] {
+			resp.Diagnostics.AddAttributeError(req.Path, "Duplicate value",
+				fmt.Sprintf("Attribute %s names %q twice: list each value once.", req.Path, v.ValueString()))
+			return
+		}
+		seen[v.ValueString()] = true
+	}
+}
+
 func durationValidator() validator.String {
 	return stringCheck{
 		summary: "Invalid duration",

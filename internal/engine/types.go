@@ -190,6 +190,9 @@ type PoolRecordHost struct {
 	PortMax       int               `json:"port_max,omitempty"`
 	Cordoned      bool              `json:"cordoned,omitempty"`
 	Lost          bool              `json:"lost,omitempty"`
+	DiskBytes     int64             `json:"disk_bytes,omitempty"` // volume space; 0: not accounted
+	GPUs          int               `json:"gpus,omitempty"`
+	GPUIDs        []string          `json:"gpu_ids,omitempty"`
 	// What the engine reported when the pool was applied; schedulable
 	// capacity falls back to it when MilliCPU or MemoryBytes is zero.
 	Discovered Info `json:"discovered"`

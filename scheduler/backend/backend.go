@@ -81,6 +81,13 @@ type PoolHostSpec struct {
 	PortMin       int  // range of host ports Berth picks from (external = 0);
 	PortMax       int  // zero means scheduler.DefaultPortRange
 	Cordoned      bool // takes no new containers; keeps what runs there
+	// DiskBytes is the volume space volumes' sizes are held against; zero
+	// means disk is not accounted on this host (any size fits).
+	DiskBytes int64
+	// GPUs is how many GPUs containers may reserve; GPUIDs, when set,
+	// names them (and GPUs is then their number).
+	GPUs   int
+	GPUIDs []string
 	// Lost: the engine is gone for good. Nothing asks it any more, the
 	// pool's containers on it read as gone (so their resources plan a
 	// re-create elsewhere) and delete as done, and the host can then be
@@ -132,6 +139,13 @@ type HostUsage struct {
 	Containers    int
 	MaxContainers int
 	Healthy       bool
+	Volumes       int
+	DiskBytes     int64    // declared volume space; 0: not accounted
+	DiskReserved  int64    // held by volumes' sizes
+	GPUs          int      // declared GPUs
+	GPUsReserved  int      // held by containers
+	GPUIDs        []string // declared GPU ids, when named
+	GPUIDsHeld    []string // of those, the ones containers hold
 }
 
 // PortSpec is one requested port; External 0 lets Berth pick.

@@ -258,6 +258,9 @@ func schedulerHosts(status PoolStatus) []scheduler.Host {
 			Ports:         scheduler.PortRange{Min: spec.PortMin, Max: spec.PortMax},
 			Healthy:       true,
 			Cordoned:      spec.Cordoned || spec.Lost,
+			DiskBytes:     spec.DiskBytes,
+			Devices:       spec.GPUs,
+			DeviceIDs:     spec.GPUIDs,
 		})
 	}
 	return hosts

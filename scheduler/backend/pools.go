@@ -196,6 +196,13 @@ func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error
 			Containers:    h.Containers,
 			MaxContainers: h.Host.MaxContainers,
 			Healthy:       h.Host.Healthy,
+			Volumes:       h.Volumes,
+			DiskBytes:     h.Host.DiskBytes,
+			DiskReserved:  h.DiskBytes,
+			GPUs:          h.Host.Devices,
+			GPUsReserved:  h.Devices,
+			GPUIDs:        h.Host.DeviceIDs,
+			GPUIDsHeld:    h.DeviceIDs,
 		})
 	}
 	return usage, nil
@@ -283,6 +290,9 @@ func poolRecord(spec PoolSpec, discovered map[string]engine.Info, revision int64
 			PortMax:       h.PortMax,
 			Cordoned:      h.Cordoned,
 			Lost:          h.Lost,
+			DiskBytes:     h.DiskBytes,
+			GPUs:          h.GPUs,
+			GPUIDs:        h.GPUIDs,
 			Discovered:    discovered[name],
 		}
 	}
@@ -305,6 +315,9 @@ func statusFromRecord(rec engine.PoolRecord) PoolStatus {
 			PortMax:       h.PortMax,
 			Cordoned:      h.Cordoned,
 			Lost:          h.Lost,
+			DiskBytes:     h.DiskBytes,
+			GPUs:          h.GPUs,
+			GPUIDs:        h.GPUIDs,
 		}
 		status.Discovered[name] = h.Discovered
 	}
