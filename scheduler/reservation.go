@@ -98,6 +98,17 @@ func (s *Scheduler) releaseLocked(rec *record) {
 // own share counts as free); shrinking always succeeds. When the host
 // cannot take it, the error is a *NoFitError with Resize set.
 func (s *Scheduler) Resize(id string, to Resources) (Reservation, error) {
+	return s.resize(id, to, true)
+}
+
+// Resized records a resize that already happened on an engine (another
+// process made it): like Resize, but it accepts an overcommit, as Restore
+// does. Reality wins, and such a host simply fits nothing new.
+func (s *Scheduler) Resized(id string, to Resources) (Reservation, error) {
+	return s.resize(id, to, false)
+}
+
+func (s *Scheduler) resize(id string, to Resources, mustFit bool) (Reservation, error) {
 	if err := validateResources(to); err != nil {
 		return Reservation{}, fmt.Errorf("resize %s: %w", id, err)
 	}
@@ -109,7 +120,7 @@ func (s *Scheduler) Resize(id string, to Resources) (Reservation, error) {
 	from := rec.res.Resources
 	for {
 		cur := rec.slot.state.Load()
-		if err := resizeFits(cur, &rec.res, to); err != nil {
+		if err := resizeFits(cur, &rec.res, to); err != nil && mustFit {
 			return Reservation{}, err
 		}
 		next := *cur

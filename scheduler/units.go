@@ -74,3 +74,8 @@ func formatCount(n int) string {
 	}
 	return b.String()
 }
+
+// String renders an amount the way explanations quote it: "0.5 CPU, 64MiB".
+func (r Resources) String() string {
+	return formatResources(r)
+}

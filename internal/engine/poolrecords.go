@@ -89,7 +89,7 @@ func (e *Engine) removeOlderRecords(ctx context.Context, pool string) error {
 	newest := stored[len(stored)-1]
 	for _, s := range stored {
 		if s.olderThan(newest) {
-			if err := e.removeVolume(ctx, s.volume); err != nil {
+			if err := e.removeVolume(ctx, "pool record volume", s.volume); err != nil {
 				return err
 			}
 		}
@@ -119,19 +119,20 @@ func (e *Engine) DeletePoolRecord(ctx context.Context, pool string) error {
 		return err
 	}
 	for _, s := range stored {
-		if err := e.removeVolume(ctx, s.volume); err != nil {
+		if err := e.removeVolume(ctx, "pool record volume", s.volume); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (e *Engine) removeVolume(ctx context.Context, name string) error {
-	err := e.do(ctx, "remove pool record volume "+name, 0, func(ctx context.Context) error {
+// removeVolume removes one of Berth's volumes (what says which kind).
+func (e *Engine) removeVolume(ctx context.Context, what, name string) error {
+	err := e.do(ctx, "remove "+what+" "+name, 0, func(ctx context.Context) error {
 		return e.api.VolumeRemove(ctx, name, false)
 	})
 	if err != nil && !cerrdefs.IsNotFound(err) {
-		return e.fail("remove pool record volume "+name, err)
+		return e.fail("remove "+what+" "+name, err)
 	}
 	return nil
 }

@@ -403,32 +403,6 @@ func (b *Embedded) ReadContainer(ctx context.Context, ref ContainerRef) (*Contai
 	return &state, nil
 }
 
-// ResizeContainer resizes the reservation first (atomically, so two resizes
-// cannot both take the last capacity), then the container; a failed engine
-// update gives the capacity back.
-func (b *Embedded) ResizeContainer(ctx context.Context, current ContainerState, to Resources) (ContainerState, error) {
-	ps, res, err := b.reservationOf(ctx, current.Ref)
-	if err != nil {
-		return ContainerState{}, err
-	}
-	if _, err := ps.sched.Resize(res.ID, scheduler.Resources(to)); err != nil {
-		return ContainerState{}, err
-	}
-	eng, err := b.engines.Get(current.Ref.Host)
-	if err == nil {
-		err = eng.Update(ctx, current.Ref.ContainerID, engine.Update{
-			MilliCPU: to.MilliCPU, MemoryBytes: to.MemoryBytes, Limits: engine.Limits(current.Limits),
-		})
-	}
-	b.reads.changed(current.Ref.Host)
-	if err != nil {
-		_, _ = ps.sched.Resize(res.ID, res.Resources)
-		return ContainerState{}, fmt.Errorf("resizing %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
-	}
-	current.Resources = to
-	return current, nil
-}
-
 // ReconfigureContainer changes the limits and the restart policy; the
 // reservation, and so the scheduler's books, stay as they are.
 func (b *Embedded) ReconfigureContainer(ctx context.Context, current ContainerState, limits Resources, restart string) (ContainerState, error) {
@@ -497,6 +471,10 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 	defer inFlight.Done()
 	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil && !b.lostHost(ctx, ref.Pool, ref.Host) {
 		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
+	} else if err == nil {
+		if err := forgetResizes(ctx, eng, ref); err != nil {
+			return fmt.Errorf("removed %s/%s from %s, but not its resize markers: %w", ref.Pool, ref.Name, ref.Host, err)
+		}
 	}
 	// Only this container's reservation (the key may already belong to its
 	// replacement): now, or when the pool loads.

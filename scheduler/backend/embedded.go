@@ -163,15 +163,26 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 	wg.Wait()
 }
 
-// observe lists a host's containers of one pool with their real limits.
+// observe lists a host's containers of one pool with what they reserve.
 // Labels record what was reserved at create; an in-place resize changes
-// only the limits, so each container is inspected.
+// the limits and leaves a marker (resizes.go), the newest of which wins.
+// Each container is inspected too, which also reads resizes made before
+// markers existed.
 func (b *Embedded) observe(ctx context.Context, host, pool string) ([]engine.Container, error) {
-	eng, listed, err := b.list(ctx, host, pool)
+	eng, err := b.engines.Get(host)
 	if err != nil {
 		return nil, err
 	}
-	return inspectAll(ctx, eng, listed)
+	listed, markers, err := listWithResizes(ctx, eng, pool)
+	if err != nil {
+		return nil, err
+	}
+	observed, err := inspectAll(ctx, eng, listed)
+	if err != nil {
+		return nil, err
+	}
+	applyResizes(observed, markers)
+	return observed, nil
 }
 
 // list returns a host's engine and its containers of one pool (labels only).

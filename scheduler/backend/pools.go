@@ -163,7 +163,12 @@ func (b *Embedded) DeletePool(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		return eng.DeletePoolRecord(ctx, name)
+		// Markers of resized containers whose deletes could not remove them.
+		markers, err := eng.ListResizeMarkers(ctx, name, "")
+		if err == nil {
+			err = removeMarkers(ctx, eng, markers)
+		}
+		return errors.Join(err, eng.DeletePoolRecord(ctx, name))
 	})
 	b.pools.forget(name)
 	b.mu.Lock()

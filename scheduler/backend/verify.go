@@ -3,9 +3,11 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler"
@@ -22,7 +24,7 @@ import (
 // nanosecond creation time, real limits) and restored into the ledger, so
 // the next placement sees them.
 func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec, final bool) (bool, error) {
-	listed, err := eng.ListContainers(ctx, spec.Pool)
+	listed, markers, err := listWithResizes(ctx, eng, spec.Pool)
 	if err != nil {
 		return false, err
 	}
@@ -36,17 +38,38 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 	if err := b.nameTaken(ctx, ps, eng.Name(), *mine, spec); err != nil {
 		return false, err
 	}
+	others, inspected, err := b.othersOn(ctx, ps, eng, listed, *mine, markers, final)
+	if err != nil {
+		return false, err
+	}
+	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost, final)
+	if !fits {
+		for _, c := range inspected {
+			ps.restoreForeign(eng.Name(), c)
+		}
+	}
+	return fits, nil
+}
 
-	// Exact times are needed only where the list's whole seconds cannot
-	// order a container against ours; unknown containers are inspected anyway.
+// othersOn returns the host's listed containers other than mine with what
+// each reserves, and those of them this process did not know (inspected).
+// Exact times are needed only where the list's whole seconds cannot order
+// a container against mine; unknown containers are inspected anyway.
+//
+// What a container reserves is its newest resize marker (resizes.go) when
+// it has one, else what it was created with. Before the final check only
+// markers made up to mine count (a marker of mine's second counts: a tie
+// costs an extra yield, never an overcommit); at the final check every
+// visible marker counts. A resize found in a marker is also recorded in the
+// ledger, so that the next placement counts it.
+func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engine, listed []engine.Container, mine engine.Container, markers []engine.ResizeMarker, final bool) (others, inspected []engine.Container, err error) {
 	var toInspect []engine.Container
-	var known []engine.Container
 	for _, c := range listed {
-		if c.ID == id {
+		if c.ID == mine.ID {
 			continue
 		}
 		if own, ok := ps.own.get(c.ID); ok {
-			known = append(known, own)
+			others = append(others, own)
 			continue
 		}
 		res, inLedger := ps.sched.Lookup(containerKey(c.Pool, c.Name))
@@ -56,21 +79,31 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 			continue
 		}
 		c.MilliCPU, c.MemoryBytes = res.Resources.MilliCPU, res.Resources.MemoryBytes
-		known = append(known, c)
+		others = append(others, c)
 	}
-	inspected, err := inspectAll(ctx, eng, toInspect)
+	inspected, err = inspectAll(ctx, eng, toInspect)
 	if err != nil {
-		return false, err
+		return nil, nil, err
 	}
-	others := append(known, inspected...)
-
-	fits := fitsInOrder(hostOf(ps, eng.Name()), *mine, others, spec.MaxPerHost, final)
-	if !fits {
-		for _, c := range inspected {
-			ps.restoreForeign(eng.Name(), c)
+	known := len(others)
+	others = append(others, inspected...)
+	until := mine.Created
+	if final {
+		until = time.Time{}
+	}
+	resized := newestResizes(markers, until)
+	for i := range others {
+		m, ok := resized[others[i].ID]
+		if !ok {
+			continue
+		}
+		others[i].MilliCPU, others[i].MemoryBytes = m.MilliCPU, m.MemoryBytes
+		if i < known {
+			ps.learnResize(others[i])
 		}
 	}
-	return fits, nil
+	// A copy: the caller's check sorts others in place.
+	return others, slices.Clone(others[known:]), nil
 }
 
 // ownCreates remembers the containers this process created, as inspected
@@ -168,6 +201,12 @@ func (b *Embedded) forgetVanished(ctx context.Context, ps *poolState, pool strin
 // will see mine at their own verification, and this process's own (known
 // from their first inspect, not running then) are safe by its ledger.
 func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Container, maxPerHost int, final bool) bool {
+	return overflowInOrder(host, mine, others, maxPerHost, final) == ""
+}
+
+// overflowInOrder is fitsInOrder's reason: "" when mine fits, else what the
+// host would hold with it.
+func overflowInOrder(host scheduler.Host, mine engine.Container, others []engine.Container, maxPerHost int, final bool) string {
 	sort.Slice(others, func(i, j int) bool {
 		if !others[i].Created.Equal(others[j].Created) {
 			return others[i].Created.Before(others[j].Created)
@@ -192,22 +231,21 @@ func fitsInOrder(host scheduler.Host, mine engine.Container, others []engine.Con
 			ports[portKey(p)] = true
 		}
 	}
+	total := scheduler.Resources{MilliCPU: used.MilliCPU + mine.MilliCPU, MemoryBytes: used.MemoryBytes + mine.MemoryBytes}
 	switch {
-	case used.MilliCPU+mine.MilliCPU > host.Capacity.MilliCPU:
-		return false
-	case used.MemoryBytes+mine.MemoryBytes > host.Capacity.MemoryBytes:
-		return false
+	case total.MilliCPU > host.Capacity.MilliCPU || total.MemoryBytes > host.Capacity.MemoryBytes:
+		return fmt.Sprintf("%s would hold %s of its %s", host.Name, total, host.Capacity)
 	case host.MaxContainers > 0 && count+1 > host.MaxContainers:
-		return false
+		return fmt.Sprintf("%s would hold %d containers, more than its max_containers = %d", host.Name, count+1, host.MaxContainers)
 	case maxPerHost > 0 && mine.SpreadGroup != "" && groupCount+1 > maxPerHost:
-		return false
+		return fmt.Sprintf("%s would hold %d of spread group %s, more than max_per_host = %d", host.Name, groupCount+1, mine.SpreadGroup, maxPerHost)
 	}
 	for _, p := range mine.Ports {
 		if ports[portKey(p)] {
-			return false
+			return fmt.Sprintf("port %s on %s is taken", portKey(p), host.Name)
 		}
 	}
-	return true
+	return ""
 }
 
 func portKey(p engine.PortBinding) string {
