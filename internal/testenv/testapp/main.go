@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,17 @@ func serve(ctx context.Context, listener net.Listener) error {
 		}
 		fmt.Fprintln(w, "written")
 	})
+	// /fetch?url=U requests U from inside the container and relays its
+	// answer, so that tests see what the container's networks reach (other
+	// containers, by address or by a network alias).
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		body, err := fetch(r.Context(), r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		_, _ = w.Write(body)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		hostname, _ := os.Hostname()
 		fmt.Fprintf(w, "hostname=%s message=%s\n", hostname, os.Getenv("MESSAGE"))
@@ -79,6 +91,26 @@ func serve(ctx context.Context, listener net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// fetch GETs url within a few seconds and returns the body of a 200 answer.
+func fetch(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return body, err
 }
 
 // probe checks the local server's /healthz.

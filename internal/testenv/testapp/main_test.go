@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -46,6 +47,15 @@ func TestServeAnswersAndStopsOnCancel(t *testing.T) {
 	}
 	if err := probe(port); err != nil {
 		t.Errorf("healthcheck of a running server: %v", err)
+	}
+	relayed, err := http.Get("http://127.0.0.1:" + port + "/fetch?url=" + url.QueryEscape("http://127.0.0.1:"+port+"/healthz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayedBody, err := io.ReadAll(relayed.Body)
+	relayed.Body.Close()
+	if err != nil || relayed.StatusCode != http.StatusOK || string(relayedBody) != "ok\n" {
+		t.Errorf("GET /fetch of /healthz = %s %q (%v), want 200 \"ok\\n\"", relayed.Status, relayedBody, err)
 	}
 
 	cancel()
