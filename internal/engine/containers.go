@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -68,6 +69,7 @@ func (e *Engine) list(ctx context.Context, selection filters.Args) ([]Container,
 		}
 		if s.NetworkSettings != nil {
 			c.IPAddress = firstIPAddress(s.NetworkSettings.Networks)
+			c.NetworkAddresses = networkAddresses(c.Pool, s.NetworkSettings.Networks)
 		}
 		containers = append(containers, c)
 	}
@@ -153,6 +155,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	}
 	if resp.NetworkSettings != nil {
 		c.IPAddress = firstIPAddress(resp.NetworkSettings.Networks)
+		c.NetworkAddresses = networkAddresses(c.Pool, resp.NetworkSettings.Networks)
 	}
 	return &c, nil
 }
@@ -255,10 +258,11 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 			PathOnHost: d.HostPath, PathInContainer: d.ContainerPath, CgroupPermissions: d.Permissions,
 		})
 	}
+	networking := joinNetworks(spec.Pool, opts.Networks, hostConfig)
 	name := DockerName(spec.Pool, spec.Name)
 	var created container.CreateResponse
 	err = e.do(ctx, "create container "+name, 0, func(ctx context.Context) (err error) {
-		created, err = e.api.ContainerCreate(ctx, config, hostConfig, nil, nil, name)
+		created, err = e.api.ContainerCreate(ctx, config, hostConfig, networking, nil, name)
 		return err
 	})
 	if err != nil {
@@ -266,6 +270,13 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 			return "", fmt.Errorf("engine %s: create container %s: %w: %w", e.name, name, ErrNameInUse, err)
 		}
 		return "", e.refused("create container "+name, spec.Image, err)
+	}
+	if len(opts.Networks) > 1 {
+		if err := e.connectNetworks(ctx, created.ID, spec.Pool, opts.Networks[1:]); err != nil {
+			// Never started: it holds nothing, and a half-connected
+			// container is not what was asked.
+			return "", errors.Join(err, e.Remove(ctx, created.ID))
+		}
 	}
 	return created.ID, nil
 }

@@ -50,7 +50,8 @@ func IsUnreachable(err error) bool {
 
 // RefusedError is an engine's "no" to one request, with the setting it
 // refused when the engine's message makes it clear: "image" (then Image
-// names it), "memory", "cpu" or "healthcheck", as berth_container calls them.
+// names it), "networks", "memory", "cpu" or "healthcheck", as
+// berth_container calls them.
 type RefusedError struct {
 	Engine  string
 	Op      string
@@ -162,6 +163,8 @@ func (e *Engine) refused(op, image string, err error) error {
 	switch {
 	case cerrdefs.IsNotFound(err) && strings.Contains(text, "image"):
 		setting = "image"
+	case strings.Contains(text, "network") || strings.Contains(text, "IP address") || strings.Contains(text, "Address already in use"):
+		setting = "networks"
 	case strings.Contains(text, "emory limit") || strings.Contains(text, "emory reservation"):
 		setting = "memory"
 	case strings.Contains(text, "Range of CPUs") || strings.Contains(text, "NanoCPUs") || strings.Contains(text, "CPU"):

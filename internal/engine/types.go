@@ -86,26 +86,27 @@ type Limits struct {
 // keep nil apart from empty in that record, so an import restores `[]` as
 // `[]` and an unset attribute as unset.
 type ContainerOptions struct {
-	Entrypoint []string          `json:"entrypoint"`
-	WorkingDir string            `json:"working_dir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Labels     map[string]string `json:"labels"`
-	LogDriver  string            `json:"log_driver,omitempty"`
-	LogOpts    map[string]string `json:"log_opts"`
-	CapAdd     []string          `json:"cap_add"`
-	CapDrop    []string          `json:"cap_drop"`
-	Privileged bool              `json:"privileged,omitempty"`
-	ReadOnly   bool              `json:"read_only,omitempty"`
-	Ulimits    []Ulimit          `json:"ulimits"`
-	Sysctls    map[string]string `json:"sysctls"`
-	ExtraHosts []string          `json:"extra_hosts"` // "name:ip"
-	DNS        []string          `json:"dns"`
-	DNSSearch  []string          `json:"dns_search"`
-	Devices    []Device          `json:"devices"`
-	ShmBytes   int64             `json:"shm_bytes,omitempty"` // 0: Docker's default (64MiB)
-	Init       bool              `json:"init,omitempty"`
-	StopSignal string            `json:"stop_signal,omitempty"`
-	Mounts     []Mount           `json:"mounts"`
+	Entrypoint []string            `json:"entrypoint"`
+	WorkingDir string              `json:"working_dir,omitempty"`
+	User       string              `json:"user,omitempty"`
+	Labels     map[string]string   `json:"labels"`
+	LogDriver  string              `json:"log_driver,omitempty"`
+	LogOpts    map[string]string   `json:"log_opts"`
+	CapAdd     []string            `json:"cap_add"`
+	CapDrop    []string            `json:"cap_drop"`
+	Privileged bool                `json:"privileged,omitempty"`
+	ReadOnly   bool                `json:"read_only,omitempty"`
+	Ulimits    []Ulimit            `json:"ulimits"`
+	Sysctls    map[string]string   `json:"sysctls"`
+	ExtraHosts []string            `json:"extra_hosts"` // "name:ip"
+	DNS        []string            `json:"dns"`
+	DNSSearch  []string            `json:"dns_search"`
+	Devices    []Device            `json:"devices"`
+	ShmBytes   int64               `json:"shm_bytes,omitempty"` // 0: Docker's default (64MiB)
+	Init       bool                `json:"init,omitempty"`
+	StopSignal string              `json:"stop_signal,omitempty"`
+	Mounts     []Mount             `json:"mounts"`
+	Networks   []NetworkAttachment `json:"networks,omitempty"` // networks of the pool, in order (networks.go)
 }
 
 // Mount kinds.
@@ -166,6 +167,9 @@ type Container struct {
 	State         string // created | running | exited | ...
 	Health        string // "" when no healthcheck
 	IPAddress     string
+	// NetworkAddresses: the IPv4 address on each network of the pool, by
+	// Berth network name.
+	NetworkAddresses map[string]string
 }
 
 // PoolRecord is the pool's description that berth_pool writes onto every

@@ -52,6 +52,10 @@ const (
 	RouteContainerStop    = "POST /v1/containers/stop"
 	RouteContainerDelete  = "POST /v1/containers/delete"
 	RouteContainerFind    = "GET /v1/containers/find"
+	RouteNetworkPlan      = "POST /v1/pools/{pool}/networks/{id}/plan"
+	RouteNetworkApply     = "PUT /v1/pools/{pool}/networks/{id}"
+	RouteNetworkGet       = "GET /v1/pools/{pool}/networks/{id}"
+	RouteNetworkDelete    = "POST /v1/pools/{pool}/networks/{id}/delete"
 )
 
 // Routes lists every route above; the server registers each (a test checks).
@@ -60,6 +64,7 @@ var Routes = []string{
 	RouteLeaseTake, RouteLeaseList, RouteLeaseGet, RouteLeaseRelease,
 	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize, RouteContainerReconf,
 	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
+	RouteNetworkPlan, RouteNetworkApply, RouteNetworkGet, RouteNetworkDelete,
 }
 
 // Paths for the client.
@@ -106,6 +111,8 @@ const (
 	CodePoolNotFound          = "pool_not_found"
 	CodeLeaseNotFound         = "lease_not_found"
 	CodeContainerNotFound     = "container_not_found"
+	CodeNetworkNotFound       = "network_not_found"
+	CodeNetworkInUse          = "network_in_use"
 	CodeMethodNotAllowed      = "method_not_allowed"
 	CodeInFlight              = "in_flight"
 	CodeNoFit                 = "no_fit"

@@ -46,12 +46,14 @@
 //	404 pool_not_found
 //	404 lease_not_found
 //	404 container_not_found
+//	404 network_not_found
 //	405 method_not_allowed
 //	409 in_flight                same key still running; retry after Retry-After
 //	409 no_fit                   no host fits; message explains per host
 //	409 lease_expired            the plan's host can no longer take it: plan again
 //	409 name_in_use              the pool already has a container of that name
 //	409 pool_in_use              pool still holds containers (delete, host removal)
+//	409 network_in_use           containers still use the network (delete, host removal)
 //	409 conflict                 the container moved or is gone since the state was read
 //	413 body_too_large
 //	422 idempotency_key_reused   same key, different request
@@ -62,7 +64,7 @@
 //
 // # Routes
 //
-// Roles: admin (everything), deploy (leases and containers in its pools,
+// Roles: admin (everything), deploy (leases, containers and networks in its pools,
 // reads of its pools), read (GET routes and the (ro) POSTs). A token without
 // pools is not restricted to pools.
 //
@@ -74,6 +76,11 @@
 //	DELETE /v1/pools/{pool}                  admin   204, or 409 pool_in_use (DeletePool)
 //	GET    /v1/pools/{pool}/usage            read    backend.PoolUsage (PoolUsage)
 //	GET    /v1/usage                         read    UsageList: every pool this token may see
+//
+//	POST   /v1/pools/{pool}/networks/{name}/plan   deploy  NetworkPlanRequest -> backend.NetworkStatus (PlanNetwork)
+//	PUT    /v1/pools/{pool}/networks/{name}        deploy  NetworkApplyRequest -> backend.NetworkStatus (ApplyNetwork)
+//	GET    /v1/pools/{pool}/networks/{name}        read    backend.NetworkStatus, or 404 network_not_found (ReadNetwork)
+//	POST   /v1/pools/{pool}/networks/{name}/delete deploy  backend.NetworkStatus -> 204, or 409 network_in_use (DeleteNetwork)
 //
 //	POST   /v1/leases                        deploy  LeaseRequest -> Lease (take or renew; PlanContainer/PlanReplacement)
 //	GET    /v1/leases[?pool=P]               read    LeaseList: live leases, with holder and age

@@ -57,6 +57,19 @@ type Backend interface {
 	DeleteContainer(ctx context.Context, ref ContainerRef, stopTimeout time.Duration) error
 	// FindContainer looks a container up by pool and name (import).
 	FindContainer(ctx context.Context, pool, name string) (*ContainerState, error)
+
+	// PlanNetwork gives the network a place on every host of its pool
+	// (networks.go): hosts of current keep theirs.
+	PlanNetwork(ctx context.Context, spec NetworkSpec, current *NetworkStatus) (NetworkStatus, error)
+	// ApplyNetwork creates the network where planned lacks an id and
+	// removes it from the hosts of current that planned no longer lists.
+	ApplyNetwork(ctx context.Context, planned NetworkStatus, current *NetworkStatus) (NetworkStatus, error)
+	// ReadNetwork observes the network on its pool's hosts; nil when no
+	// host has it.
+	ReadNetwork(ctx context.Context, pool, name string) (*NetworkStatus, error)
+	// DeleteNetwork removes it from every host of current; refused while
+	// containers use it.
+	DeleteNetwork(ctx context.Context, current NetworkStatus) error
 }
 
 // Resources is an amount of CPU (millicores) and memory (bytes).
@@ -219,4 +232,7 @@ type ContainerState struct {
 	Warnings      []string // as in PlanResult, for the container's engine; set by reads
 	Address       string   // where the host's published ports are reached (the engine's address)
 	ImageID       string   // the image the container runs, "sha256:…"
+	// NetworkAddresses: the IPv4 address on each network of the pool, by
+	// network name; none while stopped.
+	NetworkAddresses map[string]string
 }

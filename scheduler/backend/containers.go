@@ -435,6 +435,7 @@ func (b *Embedded) StartContainer(ctx context.Context, current ContainerState, w
 		return ContainerState{}, err
 	}
 	current.Running, current.Health, current.IPAddress = observed.Running, observed.Health, observed.IPAddress
+	current.NetworkAddresses = observed.NetworkAddresses
 	return current, nil
 }
 
@@ -449,6 +450,7 @@ func (b *Embedded) StopContainer(ctx context.Context, current ContainerState, st
 		return ContainerState{}, fmt.Errorf("stopping %s on %s: %w", current.Ref.Name, current.Ref.Host, err)
 	}
 	current.Running, current.Health, current.IPAddress = false, "", ""
+	current.NetworkAddresses = nil
 	return current, nil
 }
 
@@ -615,6 +617,8 @@ func stateOf(eng *engine.Engine, c engine.Container) ContainerState {
 		IPAddress:     c.IPAddress,
 		Running:       c.Running,
 		Health:        c.Health,
+
+		NetworkAddresses: c.NetworkAddresses,
 	}
 }
 

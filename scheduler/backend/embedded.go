@@ -107,21 +107,8 @@ func (b *Embedded) pool(ctx context.Context, name string) (*poolState, error) {
 // loadPool resolves the pool's spec (planned in this process, else the
 // newest record on the engines) and rebuilds its ledger from the engines.
 func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error) {
-	b.mu.Lock()
-	status, planned := b.planned[name]
-	b.mu.Unlock()
-	if !planned {
-		found, err := b.ReadPool(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if found == nil {
-			return nil, withKind(ErrPoolNotFound, "pool %q not found on any engine of the provider block (%s): create it with a berth_pool resource, and reference it as berth_pool.NAME.id so it is created first",
-				name, strings.Join(b.engines.Names(), ", "))
-		}
-		status = *found
-	}
-	if err := b.checkMode(status); err != nil {
+	status, err := b.poolStatus(ctx, name)
+	if err != nil {
 		return nil, err
 	}
 	sched := scheduler.New(scheduler.Config{Strategy: scheduler.Strategy(status.Spec.Strategy)})
@@ -135,6 +122,25 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 		releaseIn(sched, old)
 	}
 	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims(), own: newOwnCreates()}, nil
+}
+
+// poolStatus is the pool as planned in this process, else as recorded.
+func (b *Embedded) poolStatus(ctx context.Context, name string) (PoolStatus, error) {
+	b.mu.Lock()
+	status, planned := b.planned[name]
+	b.mu.Unlock()
+	if !planned {
+		found, err := b.ReadPool(ctx, name)
+		if err != nil {
+			return PoolStatus{}, err
+		}
+		if found == nil {
+			return PoolStatus{}, withKind(ErrPoolNotFound, "pool %q not found on any engine of the provider block (%s): create it with a berth_pool resource, and reference it as berth_pool.NAME.id so it is created first",
+				name, strings.Join(b.engines.Names(), ", "))
+		}
+		status = *found
+	}
+	return status, b.checkMode(status)
 }
 
 // rebuild loads every container of the pool, as observed on its engines,

@@ -55,8 +55,13 @@ func (e *Error) Error() string {
 // Unwrap maps berthd's codes onto the backend's sentinel errors, so the
 // provider treats both backends' errors alike.
 func (e *Error) Unwrap() error {
-	if e.Code == api.CodeNameInUse {
+	switch e.Code {
+	case api.CodeNameInUse:
 		return backend.ErrDuplicateName
+	case api.CodePoolNotFound:
+		return backend.ErrPoolNotFound
+	case api.CodeNetworkInUse:
+		return backend.ErrNetworkInUse
 	}
 	return nil
 }

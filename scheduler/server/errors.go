@@ -24,6 +24,8 @@ var statusOf = map[string]int{
 	api.CodePoolNotFound:          http.StatusNotFound,
 	api.CodeLeaseNotFound:         http.StatusNotFound,
 	api.CodeContainerNotFound:     http.StatusNotFound,
+	api.CodeNetworkNotFound:       http.StatusNotFound,
+	api.CodeNetworkInUse:          http.StatusConflict,
 	api.CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	api.CodeInFlight:              http.StatusConflict,
 	api.CodeNoFit:                 http.StatusConflict,
@@ -63,6 +65,8 @@ func errorOf(err error) (int, *api.Error) {
 		e = apiError(api.CodePoolNotFound, err.Error())
 	case errors.Is(err, backend.ErrPoolInUse):
 		e = apiError(api.CodePoolInUse, err.Error())
+	case errors.Is(err, backend.ErrNetworkInUse):
+		e = apiError(api.CodeNetworkInUse, err.Error())
 	case errors.Is(err, backend.ErrLeaseGone):
 		e = apiError(api.CodeLeaseExpired, err.Error()+": run terraform plan again")
 	case errors.Is(err, scheduler.ErrUnknownHost):

@@ -37,6 +37,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer()))
 	mux.Handle(api.RouteContainerFind, s.query(s.findContainer))
 
+	mux.Handle(api.RouteNetworkPlan, s.command(RoleDeploy, http.StatusOK, false, s.planNetwork()))
+	mux.Handle(api.RouteNetworkApply, s.command(RoleDeploy, http.StatusOK, true, s.applyNetwork()))
+	mux.Handle(api.RouteNetworkGet, s.query(s.getNetwork))
+	mux.Handle(api.RouteNetworkDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteNetwork()))
+
 	// JSON errors for the rest: a known path with another method, and
 	// unknown paths.
 	seen := map[string]bool{}
