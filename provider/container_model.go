@@ -21,52 +21,54 @@ import (
 
 // ContainerResourceModel is berth_container's configuration and state.
 type ContainerResourceModel struct {
-	ID             types.String   `tfsdk:"id"`
-	Pool           types.String   `tfsdk:"pool"`
-	Name           types.String   `tfsdk:"name"`
-	Image          types.String   `tfsdk:"image"`
-	Command        types.List     `tfsdk:"command"`
-	Env            types.Map      `tfsdk:"env"`
-	CPU            types.Float64  `tfsdk:"cpu"`
-	Memory         types.String   `tfsdk:"memory"`
-	Ports          types.List     `tfsdk:"ports"` // of portModel
-	Constraints    types.List     `tfsdk:"constraints"`
-	SpreadGroup    types.String   `tfsdk:"spread_group"`
-	MaxPerHost     types.Int64    `tfsdk:"max_per_host"`
-	Restart        types.String   `tfsdk:"restart"`
-	Host           types.String   `tfsdk:"host"`
-	Healthcheck    types.Object   `tfsdk:"healthcheck"`   // healthcheckModel
-	RegistryAuth   types.Object   `tfsdk:"registry_auth"` // registryAuthModel
-	Running        types.Bool     `tfsdk:"running"`
-	StopTimeout    types.String   `tfsdk:"stop_timeout"`
-	Entrypoint     types.List     `tfsdk:"entrypoint"`
-	WorkingDir     types.String   `tfsdk:"working_dir"`
-	User           types.String   `tfsdk:"user"`
-	Labels         types.Map      `tfsdk:"labels"`
-	LogDriver      types.String   `tfsdk:"log_driver"`
-	LogOpts        types.Map      `tfsdk:"log_opts"`
-	Capabilities   types.Object   `tfsdk:"capabilities"` // capabilitiesModel
-	Privileged     types.Bool     `tfsdk:"privileged"`
-	ReadOnly       types.Bool     `tfsdk:"read_only"`
-	Init           types.Bool     `tfsdk:"init"`
-	Ulimits        types.List     `tfsdk:"ulimits"` // of ulimitModel
-	Sysctls        types.Map      `tfsdk:"sysctls"`
-	ExtraHosts     types.List     `tfsdk:"extra_hosts"`
-	DNS            types.List     `tfsdk:"dns"`
-	DNSSearch      types.List     `tfsdk:"dns_search"`
-	Devices        types.List     `tfsdk:"devices"` // of deviceModel
-	ShmSize        types.String   `tfsdk:"shm_size"`
-	StopSignal     types.String   `tfsdk:"stop_signal"`
-	MemoryLimit    types.String   `tfsdk:"memory_limit"`
-	CPULimit       types.Float64  `tfsdk:"cpu_limit"`
-	Mounts         types.List     `tfsdk:"mounts"` // of mountModel
-	Timeouts       timeouts.Value `tfsdk:"timeouts"`
-	ContainerID    types.String   `tfsdk:"container_id"`
-	IPAddress      types.String   `tfsdk:"ip_address"`
-	Address        types.String   `tfsdk:"address"`
-	ImageID        types.String   `tfsdk:"image_id"`
-	PublishedPorts types.List     `tfsdk:"published_ports"` // of publishedPortModel
-	ReservationID  types.String   `tfsdk:"reservation_id"`
+	ID               types.String   `tfsdk:"id"`
+	Pool             types.String   `tfsdk:"pool"`
+	Name             types.String   `tfsdk:"name"`
+	Image            types.String   `tfsdk:"image"`
+	Command          types.List     `tfsdk:"command"`
+	Env              types.Map      `tfsdk:"env"`
+	CPU              types.Float64  `tfsdk:"cpu"`
+	Memory           types.String   `tfsdk:"memory"`
+	Ports            types.List     `tfsdk:"ports"` // of portModel
+	Constraints      types.List     `tfsdk:"constraints"`
+	SpreadGroup      types.String   `tfsdk:"spread_group"`
+	MaxPerHost       types.Int64    `tfsdk:"max_per_host"`
+	Restart          types.String   `tfsdk:"restart"`
+	Host             types.String   `tfsdk:"host"`
+	Healthcheck      types.Object   `tfsdk:"healthcheck"`   // healthcheckModel
+	RegistryAuth     types.Object   `tfsdk:"registry_auth"` // registryAuthModel
+	Running          types.Bool     `tfsdk:"running"`
+	StopTimeout      types.String   `tfsdk:"stop_timeout"`
+	Entrypoint       types.List     `tfsdk:"entrypoint"`
+	WorkingDir       types.String   `tfsdk:"working_dir"`
+	User             types.String   `tfsdk:"user"`
+	Labels           types.Map      `tfsdk:"labels"`
+	LogDriver        types.String   `tfsdk:"log_driver"`
+	LogOpts          types.Map      `tfsdk:"log_opts"`
+	Capabilities     types.Object   `tfsdk:"capabilities"` // capabilitiesModel
+	Privileged       types.Bool     `tfsdk:"privileged"`
+	ReadOnly         types.Bool     `tfsdk:"read_only"`
+	Init             types.Bool     `tfsdk:"init"`
+	Ulimits          types.List     `tfsdk:"ulimits"` // of ulimitModel
+	Sysctls          types.Map      `tfsdk:"sysctls"`
+	ExtraHosts       types.List     `tfsdk:"extra_hosts"`
+	DNS              types.List     `tfsdk:"dns"`
+	DNSSearch        types.List     `tfsdk:"dns_search"`
+	Devices          types.List     `tfsdk:"devices"` // of deviceModel
+	ShmSize          types.String   `tfsdk:"shm_size"`
+	StopSignal       types.String   `tfsdk:"stop_signal"`
+	MemoryLimit      types.String   `tfsdk:"memory_limit"`
+	CPULimit         types.Float64  `tfsdk:"cpu_limit"`
+	Mounts           types.List     `tfsdk:"mounts"`            // of mountModel
+	Networks         types.List     `tfsdk:"networks"`          // of networkModel
+	NetworkAddresses types.Map      `tfsdk:"network_addresses"` // computed
+	Timeouts         timeouts.Value `tfsdk:"timeouts"`
+	ContainerID      types.String   `tfsdk:"container_id"`
+	IPAddress        types.String   `tfsdk:"ip_address"`
+	Address          types.String   `tfsdk:"address"`
+	ImageID          types.String   `tfsdk:"image_id"`
+	PublishedPorts   types.List     `tfsdk:"published_ports"` // of publishedPortModel
+	ReservationID    types.String   `tfsdk:"reservation_id"`
 }
 
 // portModel is one entry of ports.
@@ -289,6 +291,8 @@ func (m *ContainerResourceModel) observe(ctx context.Context, c backend.Containe
 	m.Memory = memoryValue(m.Memory, c.Resources.MemoryBytes)
 	m.Address = types.StringValue(c.Address)
 	m.ImageID = types.StringValue(c.ImageID)
+	var diags diag.Diagnostics
+	m.observeNetworks(ctx, c.NetworkAddresses, &diags)
 	published := make([]publishedPortModel, len(c.Ports))
 	for i, p := range c.Ports {
 		published[i] = publishedPortModel{
@@ -299,7 +303,6 @@ func (m *ContainerResourceModel) observe(ctx context.Context, c backend.Containe
 			Address:  types.StringValue(net.JoinHostPort(reachedAt(p.IP, c.Address), strconv.Itoa(p.External))),
 		}
 	}
-	var diags diag.Diagnostics
 	m.PublishedPorts = listOf(ctx, publishedPortObjectType, published, &diags)
 	return diags
 }

@@ -61,7 +61,7 @@ func (m ContainerResourceModel) runtimePairs(state ContainerResourceModel) [][2]
 		{m.Init, state.Init}, {m.Ulimits, state.Ulimits}, {m.Sysctls, state.Sysctls},
 		{m.ExtraHosts, state.ExtraHosts}, {m.DNS, state.DNS}, {m.DNSSearch, state.DNSSearch},
 		{m.Devices, state.Devices}, {m.ShmSize, state.ShmSize}, {m.StopSignal, state.StopSignal},
-		{m.Mounts, state.Mounts},
+		{m.Mounts, state.Mounts}, {m.Networks, state.Networks},
 	}
 }
 
@@ -94,6 +94,7 @@ func (m ContainerResourceModel) options(ctx context.Context, diags diag.Diagnost
 		DNS:        elements[string](ctx, m.DNS, &diags),
 		DNSSearch:  elements[string](ctx, m.DNSSearch, &diags),
 		StopSignal: m.StopSignal.ValueString(),
+		Networks:   m.attachments(ctx, &diags),
 	}
 	if isKnown(m.ShmSize) {
 		o.ShmBytes, _ = parseMemory(m.ShmSize.ValueString())
@@ -200,6 +201,7 @@ func (m *ContainerResourceModel) importRuntime(ctx context.Context, c backend.Co
 		}
 	}
 	m.Mounts = listOf(ctx, mountType, mounts, &diags)
+	m.importNetworks(ctx, o.Networks, &diags)
 	m.CPULimit = types.Float64Null()
 	if c.Limits.MilliCPU > 0 {
 		m.CPULimit = types.Float64Value(float64(c.Limits.MilliCPU) / 1000)

@@ -201,6 +201,7 @@ func (r *ContainerResource) Update(ctx context.Context, req resource.UpdateReque
 		}
 		plan.Running = types.BoolValue(started.Running)
 		plan.IPAddress = types.StringValue(started.IPAddress)
+		plan.observeNetworks(ctx, started.NetworkAddresses, &resp.Diagnostics)
 	case !plan.Running.ValueBool() && state.Running.ValueBool():
 		resp.Diagnostics.Append(r.stop(ctx, be, current, &plan)...)
 	}
@@ -217,6 +218,7 @@ func (r *ContainerResource) stop(ctx context.Context, be backend.Backend, curren
 	}
 	model.Running = types.BoolValue(stopped.Running)
 	model.IPAddress = types.StringValue(stopped.IPAddress)
+	model.observeNetworks(ctx, stopped.NetworkAddresses, &diags)
 	return diags
 }
 
@@ -304,6 +306,7 @@ func (r *ContainerResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 		plan.keepEquivalentSizes(*state)
 		if plan.Running.ValueBool() != state.Running.ValueBool() {
 			plan.IPAddress = types.StringUnknown() // a restarted container may get a new address; a stopped one has none
+			plan.NetworkAddresses = types.MapUnknown(types.StringType)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
@@ -429,6 +432,12 @@ func (r *ContainerResource) planCreate(ctx context.Context, be backend.Backend, 
 	if !replacing && r.data != nil {
 		old, replacing = r.data.leftovers.take(plan.ID.ValueString())
 	}
+	host, diags := placeByAddress(ctx, be, &r.data.networks, spec)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec.Host = host
 	// The marker has served its purpose; keep it out of the new state.
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, replacesKey, nil)...)
 	var result backend.PlanResult

@@ -315,6 +315,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 	for name, attribute := range runtimeAttributes() {
 		resp.Schema.Attributes[name] = attribute
 	}
+	for name, attribute := range networkAttributes() {
+		resp.Schema.Attributes[name] = attribute
+	}
 }
 
 // pinnedElsewhere: a configured host that differs from the one in state

@@ -348,3 +348,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Networks are Docker's business: they are tested on real engines
+// (acc_network_test.go); the fake refuses them, so that a unit test that
+// reaches them fails loudly.
+var errFakeNetworks = fmt.Errorf("the fake engines have no networks: test networks on real engines")
+
+func (b *fakeBackend) PlanNetwork(context.Context, backend.NetworkSpec, *backend.NetworkStatus) (backend.NetworkStatus, error) {
+	return backend.NetworkStatus{}, errFakeNetworks
+}
+
+func (b *fakeBackend) ApplyNetwork(context.Context, backend.NetworkStatus, *backend.NetworkStatus) (backend.NetworkStatus, error) {
+	return backend.NetworkStatus{}, errFakeNetworks
+}
+
+func (b *fakeBackend) ReadNetwork(context.Context, string, string) (*backend.NetworkStatus, error) {
+	return nil, errFakeNetworks
+}
+
+func (b *fakeBackend) DeleteNetwork(context.Context, backend.NetworkStatus) error {
+	return errFakeNetworks
+}

@@ -289,7 +289,7 @@ func engineConfigs(ctx context.Context, engines map[string]engineModel) ([]engin
 }
 
 func (p *BerthProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewPoolResource, NewContainerResource}
+	return []func() resource.Resource{NewPoolResource, NewContainerResource, NewNetworkResource}
 }
 
 func (p *BerthProvider) DataSources(context.Context) []func() datasource.DataSource {
@@ -305,6 +305,8 @@ type providerData struct {
 	backend backend.Backend
 	// leftovers seen by Read, for ModifyPlan.
 	leftovers leftoverMemo
+	// networks planned by this instance, for containers that join them.
+	networks plannedNetworks
 	// refreshed holds the ids of containers Read by this instance. A plan
 	// refreshes before it plans; the apply process re-plans without
 	// reading, and must not change the action the plan chose (planResize).

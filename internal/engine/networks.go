@@ -15,10 +15,20 @@ import (
 
 // Labels on Berth networks. A network carries the pool label too (as
 // containers do), so that the networks of a pool are one filtered list.
+// The configuration is recorded as asked: Docker fills in a bridge's
+// subnet and adds driver options of its own, which an import must not
+// take for configuration.
 const (
-	LabelNetwork        = "sh.berth.network"         // Berth's name of the network
-	LabelNetworkOptions = "sh.berth.network-options" // the driver options as asked, JSON
+	LabelNetwork       = "sh.berth.network"        // Berth's name of the network
+	LabelNetworkConfig = "sh.berth.network-config" // networkConfig as JSON
 )
+
+// networkConfig is what LabelNetworkConfig records.
+type networkConfig struct {
+	Subnet  string            `json:"subnet,omitempty"`
+	Gateway string            `json:"gateway,omitempty"`
+	Options map[string]string `json:"options"`
+}
 
 // NetworkSpec is one engine's copy of a Berth network.
 type NetworkSpec struct {
@@ -62,7 +72,7 @@ func (e *Engine) CreateNetwork(ctx context.Context, spec NetworkSpec) (string, e
 	}
 	labels[LabelPool] = spec.Pool
 	labels[LabelNetwork] = spec.Name
-	labels[LabelNetworkOptions] = mustJSON(spec.Options)
+	labels[LabelNetworkConfig] = mustJSON(networkConfig{Subnet: spec.Subnet, Gateway: spec.Gateway, Options: spec.Options})
 	create := network.CreateOptions{Driver: spec.Driver, Options: options, Labels: labels}
 	if spec.Subnet != "" {
 		create.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{
@@ -122,11 +132,11 @@ func networkOf(s network.Summary) (Network, error) {
 	n := Network{ID: s.ID, NetworkSpec: NetworkSpec{
 		Pool: s.Labels[LabelPool], Name: s.Labels[LabelNetwork], Driver: s.Driver, Parent: s.Options["parent"],
 	}}
-	if text, ok := s.Labels[LabelNetworkOptions]; ok {
-		if err := json.Unmarshal([]byte(text), &n.Options); err != nil {
-			return n, fmt.Errorf("label %s is not valid JSON: %w", LabelNetworkOptions, err)
-		}
+	var config networkConfig
+	if err := json.Unmarshal([]byte(s.Labels[LabelNetworkConfig]), &config); err != nil {
+		return n, fmt.Errorf("label %s is not valid JSON: %w", LabelNetworkConfig, err)
 	}
+	n.Subnet, n.Gateway, n.Options = config.Subnet, config.Gateway, config.Options
 	for k, v := range s.Labels {
 		if !strings.HasPrefix(k, LabelPrefix) {
 			if n.Labels == nil {
@@ -136,8 +146,7 @@ func networkOf(s network.Summary) (Network, error) {
 		}
 	}
 	if len(s.IPAM.Config) > 0 {
-		c := s.IPAM.Config[0]
-		n.Subnet, n.Gateway, n.IPRange = c.Subnet, c.Gateway, c.IPRange
+		n.IPRange = s.IPAM.Config[0].IPRange
 	}
 	return n, nil
 }
@@ -220,7 +229,7 @@ func networkAddresses(pool string, networks map[string]*network.EndpointSettings
 	var out map[string]string
 	for name, ep := range networks {
 		berthName, ok := strings.CutPrefix(name, prefix)
-		if !ok || ep == nil {
+		if !ok || ep == nil || ep.IPAddress == "" { // a stopped container has no address
 			continue
 		}
 		if out == nil {
