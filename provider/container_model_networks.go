@@ -77,10 +77,11 @@ func placeByAddress(ctx context.Context, be backend.Backend, memo *plannedNetwor
 	decided, decidedBy := spec.Host, "host"
 	for i, a := range spec.Options.Networks {
 		at := path.Root("networks").AtListIndex(i)
+		addrAt := at.AtName("ipv4_address")
 		status, err := lookupNetwork(ctx, be, memo, spec.Pool, a.Name)
 		switch {
 		case err != nil:
-			diags.AddAttributeError(at.AtName("name"), fmt.Sprintf("Cannot look up network %q", a.Name), err.Error())
+			diags.AddAttributeError(at.AtName("name"), fmt.Sprintf("Cannot look up network %q", a.Name), fmt.Sprintf("%s: %v", at.AtName("name"), err))
 			continue
 		case status == nil:
 			continue // planned in this run before its pool: slices unknown yet
@@ -93,9 +94,9 @@ func placeByAddress(ctx context.Context, be backend.Backend, memo *plannedNetwor
 		}
 		subnet, err := netip.ParsePrefix(status.Spec.Subnet)
 		if err != nil || !subnet.Contains(addr) {
-			diags.AddAttributeError(at.AtName("ipv4_address"), "Address outside the network's subnet",
-				fmt.Sprintf("ipv4_address = %q is not within network %q's subnet %q: choose an address within it, or remove ipv4_address to let the engine pick one.",
-					a.IPv4Address, a.Name, status.Spec.Subnet))
+			diags.AddAttributeError(addrAt, "Address outside the network's subnet",
+				fmt.Sprintf("%s = %q is not within network %q's subnet %q: choose an address within it, or remove ipv4_address to let the engine pick one.",
+					addrAt, a.IPv4Address, a.Name, status.Spec.Subnet))
 			continue
 		}
 		if !status.Spec.Spans() {
@@ -104,15 +105,15 @@ func placeByAddress(ctx context.Context, be backend.Backend, memo *plannedNetwor
 		owner := status.SliceOwner(addr)
 		switch {
 		case owner == "":
-			diags.AddAttributeError(at.AtName("ipv4_address"), "Address in no host's slice",
-				fmt.Sprintf("ipv4_address = %q is in no host's slice of network %q (%s): choose an address within the slice of the host it should run on.",
-					a.IPv4Address, a.Name, slicesText(*status)))
+			diags.AddAttributeError(addrAt, "Address in no host's slice",
+				fmt.Sprintf("%s = %q is in no host's slice of network %q (%s): choose an address within the slice of the host it should run on.",
+					addrAt, a.IPv4Address, a.Name, slicesText(*status)))
 		case decided != "" && decided != owner:
-			diags.AddAttributeError(at.AtName("ipv4_address"), "Address on another host",
-				fmt.Sprintf("ipv4_address = %q is in host %q's slice of network %q (%s), but %s puts the container on %q: "+
-					"choose an address in %q's slice, or remove the pin.", a.IPv4Address, owner, a.Name, slicesText(*status), decidedBy, decided, decided))
+			diags.AddAttributeError(addrAt, "Address on another host",
+				fmt.Sprintf("%s = %q is in host %q's slice of network %q (%s), but %s puts the container on %q: "+
+					"choose an address in %q's slice, or remove the pin.", addrAt, a.IPv4Address, owner, a.Name, slicesText(*status), decidedBy, decided, decided))
 		default:
-			decided, decidedBy = owner, fmt.Sprintf("ipv4_address = %q on network %q", a.IPv4Address, a.Name)
+			decided, decidedBy = owner, fmt.Sprintf("%s = %q", addrAt, a.IPv4Address)
 		}
 	}
 	return decided, diags

@@ -573,7 +573,8 @@ func (m *PoolResourceModel) keepPriorWhereSame(ctx context.Context, state PoolRe
 		return diags
 	}
 	m.Hosts = hosts
-	if unchanged.Equal(state.Hosts) && m.Name.Equal(state.Name) && m.Strategy.Equal(state.Strategy) {
+	// A host that joins leaves the others settled but is a change itself.
+	if len(settled) == len(planned) && unchanged.Equal(state.Hosts) && m.Name.Equal(state.Name) && m.Strategy.Equal(state.Strategy) {
 		m.Hosts = unchanged
 	}
 	return diags
