@@ -153,7 +153,9 @@ func (uniqueNetworkNames) Description(context.Context) string {
 	return "each network appears once"
 }
 
-func (v uniqueNetworkNames) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (v uniqueNetworkNames) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
 
 func (uniqueNetworkNames) ValidateList(ctx context.Context, req validator.ListRequest, resp *validator.ListResponse) {
 	var networks []networkModel
