@@ -168,8 +168,9 @@ func (uniqueNetworkNames) ValidateList(ctx context.Context, req validator.ListRe
 			continue
 		}
 		if seen[n.Name.ValueString()] {
-			resp.Diagnostics.AddAttributeError(req.Path.AtListIndex(i).AtName("name"), "Network listed twice",
-				fmt.Sprintf("Network %q appears more than once in networks: list it once, with all its aliases.", n.Name.ValueString()))
+			at := req.Path.AtListIndex(i).AtName("name")
+			resp.Diagnostics.AddAttributeError(at, "Network listed twice",
+				fmt.Sprintf("%s: network %q appears more than once in networks: list it once, with all its aliases.", at, n.Name.ValueString()))
 		}
 		seen[n.Name.ValueString()] = true
 	}

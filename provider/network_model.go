@@ -63,11 +63,12 @@ func (m NetworkResourceModel) spans() bool {
 // validate checks what depends on several attributes; unknown values are
 // checked at apply by the engines.
 func (m NetworkResourceModel) validate(diags *diag.Diagnostics) {
-	driver := m.Driver.ValueString()
-	if !isKnown(m.Driver) {
-		return
+	if m.Driver.IsNull() {
+		m.Driver = types.StringValue(backend.DriverBridge) // the default
 	}
+	driver := m.Driver.ValueString()
 	switch {
+	case m.Driver.IsUnknown():
 	case m.spans() && m.Parent.IsNull():
 		diags.AddAttributeError(path.Root("parent"), "parent is required for "+driver,
 			fmt.Sprintf("A %s network sits on a host interface: set parent, e.g. parent = \"eth0\", an interface that every host of the pool has.", driver))
@@ -75,11 +76,11 @@ func (m NetworkResourceModel) validate(diags *diag.Diagnostics) {
 		diags.AddAttributeError(path.Root("parent"), "parent is only for macvlan and ipvlan",
 			"A bridge network makes its own interface on each host: remove parent, or set driver = \"macvlan\" or \"ipvlan\".")
 	}
-	if m.spans() && m.Subnet.IsNull() {
+	if m.spans() && m.Subnet.IsNull() && isKnown(m.Driver) {
 		diags.AddAttributeError(path.Root("subnet"), "subnet is required for "+driver,
 			"Hosts of a "+driver+" network share one segment, so Berth gives each a slice of one subnet: set subnet, e.g. subnet = \"10.20.0.0/16\".")
 	}
-	if !m.spans() && !m.HostPrefixLength.IsNull() {
+	if isKnown(m.Driver) && !m.spans() && !m.HostPrefixLength.IsNull() {
 		diags.AddAttributeError(path.Root("host_prefix_length"), "host_prefix_length is only for macvlan and ipvlan",
 			"A bridge network is per host and needs no slices: remove host_prefix_length.")
 	}
