@@ -5,14 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -26,6 +23,9 @@ import (
 // bridge the test creates is the common parent of a macvlan network across
 // them, as a switch would be across hosts. Pools are named pn-*; host
 // ports stay within 37600-38299.
+
+// netPool is TestAccNetworks' pool.
+const netPool = "pn-net"
 
 // netParent creates a bridge interface for macvlan networks and removes
 // it when the test ends. It needs root, as the engines do.
@@ -50,22 +50,7 @@ func netParent(t *testing.T) string {
 // netFetch asks the container published at address to GET target from
 // inside, and returns the answer.
 func netFetch(ctx context.Context, address, target string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+address+"/fetch?url="+url.QueryEscape(target), nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	return string(body), err
+	return httpGet(ctx, "http://"+address+"/fetch?url="+url.QueryEscape(target))
 }
 
 // netHostname is what the test app answers on "/" in a container: Docker
@@ -73,7 +58,7 @@ func netFetch(ctx context.Context, address, target string) (string, error) {
 func netHostname(s *terraform.State, address string) (string, error) {
 	id, err := lcAttr(s, address, "container_id")
 	if err != nil || len(id) < 12 {
-		return "", fmt.Errorf("%s has no container id (%q): %v", address, id, err)
+		return "", fmt.Errorf("%s has no container id (%q): %w", address, id, err)
 	}
 	return "hostname=" + id[:12], nil
 }
@@ -118,7 +103,7 @@ func TestAccNetworks(t *testing.T) {
 	if len(env.Engines) < 3 {
 		t.Fatalf("the network test needs 3 engines, the environment has %d", len(env.Engines))
 	}
-	const pool = "pn-net"
+	const pool = netPool
 	cleanupNetworks(t, set, pool)
 	cleanupPool(t, set, pool)
 	parent := netParent(t)
@@ -169,7 +154,7 @@ resource "berth_network" "lan" {
 					resource.TestCheckResourceAttr("berth_container.b", "network_addresses.lan", "10.231.0.70"),
 					func(s *terraform.State) error { return netCheckAddresses(s) },
 					func(s *terraform.State) error { return netCheckReach(ctx, s) },
-					func(s *terraform.State) error { return netCheckEngines(ctx, s, set, pool, "node1", "node2") },
+					func(s *terraform.State) error { return netCheckEngines(ctx, s, set, "node1", "node2") },
 				),
 			},
 			{
@@ -212,7 +197,7 @@ resource "berth_network" "lan" {
 					plancheck.ExpectUnknownValue("berth_network.front", netPath("hosts", "node2", "network_id")),
 					plancheck.ExpectResourceAction("berth_network.lan", plancheck.ResourceActionNoop),
 				}},
-				Check: func(s *terraform.State) error { return netCheckEngines(ctx, s, set, pool, "node1", "node2") },
+				Check: func(s *terraform.State) error { return netCheckEngines(ctx, s, set, "node1", "node2") },
 			},
 			{
 				// node3 joins the pool: both networks are planned onto it,
@@ -227,7 +212,7 @@ resource "berth_network" "lan" {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("berth_network.lan", "hosts.node3.ip_range", "10.231.0.128/26"),
 					resource.TestCheckResourceAttr("berth_network.lan", "hosts.node2.ip_range", "10.231.0.64/26"),
-					func(s *terraform.State) error { return netCheckEngines(ctx, s, set, pool, "node1", "node2", "node3") },
+					func(s *terraform.State) error { return netCheckEngines(ctx, s, set, "node1", "node2", "node3") },
 				),
 			},
 			{
@@ -241,7 +226,7 @@ resource "berth_network" "lan" {
 				// The refusal removed nothing; with its resource back, the
 				// destroy at the end takes the containers off first.
 				Config: threeHosts,
-				Check:  func(s *terraform.State) error { return netCheckEngines(ctx, s, set, pool, "node1", "node2", "node3") },
+				Check:  func(s *terraform.State) error { return netCheckEngines(ctx, s, set, "node1", "node2", "node3") },
 			},
 		},
 	})
@@ -298,7 +283,7 @@ func netCheckReach(ctx context.Context, s *terraform.State) error {
 		}
 		got, err := netFetch(ctx, published, target)
 		if err != nil || !strings.Contains(got, want) {
-			return fmt.Errorf("a fetching %s: %q, %v; want the answer of %s (%s)", target, got, err, address, want)
+			return fmt.Errorf("a fetching %s: %q, %w; want the answer of %s (%s)", target, got, err, address, want)
 		}
 	}
 	return nil
@@ -306,12 +291,12 @@ func netCheckReach(ctx context.Context, s *terraform.State) error {
 
 // netCheckEngines: each host has both networks with the ids in state, the
 // macvlan one with its slice as ip_range and the configured labels.
-func netCheckEngines(ctx context.Context, s *terraform.State, set *engine.Set, pool string, hosts ...string) error {
+func netCheckEngines(ctx context.Context, s *terraform.State, set *engine.Set, hosts ...string) error {
 	for _, host := range hosts {
 		for _, name := range []string{"front", "lan"} {
-			n, err := netOn(ctx, set, host, pool, name)
+			n, err := netOn(ctx, set, host, netPool, name)
 			if err != nil || n == nil {
-				return fmt.Errorf("network %s on %s: %v, %v", name, host, n, err)
+				return fmt.Errorf("network %s on %s: %v, %w", name, host, n, err)
 			}
 			id, _ := lcAttr(s, "berth_network."+name, "hosts."+host+".network_id")
 			ipRange, _ := lcAttr(s, "berth_network."+name, "hosts."+host+".ip_range")

@@ -91,19 +91,13 @@ func TestContainerRejectsBadInput(t *testing.T) {
 			if override, ok := strings.CutPrefix(tc.attrs, "name_override = "); ok {
 				name, attrs = override, ""
 			}
-			resource.UnitTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: newFakeEngines().factories(),
-				Steps: []resource.TestStep{{
-					Config: poolConfig + `
+			rejectsPlan(t, `
 resource "berth_container" "web" {
   pool  = berth_pool.dc1.id
-  name  = ` + name + `
+  name  = `+name+`
   image = "nginx:1.27"
-  ` + attrs + `
-}`,
-					ExpectError: diagnostic(tc.want),
-				}},
-			})
+  `+attrs+`
+}`, tc.want)
 		})
 	}
 }

@@ -7,6 +7,16 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 )
 
+// rejectsPlan checks that resources, beside poolConfig's pool on fake
+// engines, fail with the diagnostic want.
+func rejectsPlan(t *testing.T, resources, want string) {
+	t.Helper()
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: newFakeEngines().factories(),
+		Steps:                    []resource.TestStep{{Config: poolConfig + resources, ExpectError: diagnostic(want)}},
+	})
+}
+
 func TestNetworkRejectsBadInput(t *testing.T) {
 	cases := map[string]struct {
 		attrs string
@@ -83,18 +93,12 @@ func TestNetworkRejectsBadInput(t *testing.T) {
 			if override, ok := strings.CutPrefix(tc.attrs, "name_override = "); ok {
 				name, attrs = override, ""
 			}
-			resource.UnitTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: newFakeEngines().factories(),
-				Steps: []resource.TestStep{{
-					Config: poolConfig + `
+			rejectsPlan(t, `
 resource "berth_network" "app" {
   pool = berth_pool.dc1.id
-  name = ` + name + `
-  ` + attrs + `
-}`,
-					ExpectError: diagnostic(tc.want),
-				}},
-			})
+  name = `+name+`
+  `+attrs+`
+}`, tc.want)
 		})
 	}
 }
@@ -127,19 +131,13 @@ func TestContainerNetworksRejectBadInput(t *testing.T) {
 	}
 	for caseName, tc := range cases {
 		t.Run(caseName, func(t *testing.T) {
-			resource.UnitTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: newFakeEngines().factories(),
-				Steps: []resource.TestStep{{
-					Config: poolConfig + `
+			rejectsPlan(t, `
 resource "berth_container" "web" {
   pool     = berth_pool.dc1.id
   name     = "web"
   image    = "nginx:1.27"
-  networks = ` + tc.networks + `
-}`,
-					ExpectError: diagnostic(tc.want),
-				}},
-			})
+  networks = `+tc.networks+`
+}`, tc.want)
 		})
 	}
 }

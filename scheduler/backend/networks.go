@@ -223,15 +223,7 @@ func (b *Embedded) DeleteNetwork(ctx context.Context, current NetworkStatus) err
 func (b *Embedded) refuseIfAttached(ctx context.Context, spec NetworkSpec, hosts []string, current *NetworkStatus, action string) error {
 	var mu sync.Mutex
 	var users []string
-	err := forEachHost(hosts, func(host string) error {
-		id := current.Hosts[host].ID
-		if id == "" {
-			return nil
-		}
-		eng, err := b.engines.Get(host)
-		if err != nil {
-			return err
-		}
+	err := b.forEachCopy(hosts, current, func(host, id string, eng *engine.Engine) error {
 		names, err := eng.NetworkUsers(ctx, id)
 		if err != nil {
 			return fmt.Errorf("cannot check %s for containers on network %s/%s: %w", host, spec.Pool, spec.Name, err)
@@ -255,6 +247,14 @@ func (b *Embedded) refuseIfAttached(ctx context.Context, spec NetworkSpec, hosts
 }
 
 func (b *Embedded) removeNetwork(ctx context.Context, current *NetworkStatus, hosts []string) error {
+	return b.forEachCopy(hosts, current, func(_, id string, eng *engine.Engine) error {
+		return eng.RemoveNetwork(ctx, id)
+	})
+}
+
+// forEachCopy runs fn, in parallel, for the network's copy on each of
+// hosts that has one.
+func (b *Embedded) forEachCopy(hosts []string, current *NetworkStatus, fn func(host, id string, eng *engine.Engine) error) error {
 	return forEachHost(hosts, func(host string) error {
 		id := current.Hosts[host].ID
 		if id == "" {
@@ -264,7 +264,7 @@ func (b *Embedded) removeNetwork(ctx context.Context, current *NetworkStatus, ho
 		if err != nil {
 			return err
 		}
-		return eng.RemoveNetwork(ctx, id)
+		return fn(host, id, eng)
 	})
 }
 
