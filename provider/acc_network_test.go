@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -314,4 +317,90 @@ func netCheckEngines(ctx context.Context, s *terraform.State, set *engine.Set, h
 // netPath is hosts[host].attr in a planned value.
 func netPath(root, host, attr string) tfjsonpath.Path {
 	return tfjsonpath.New(root).AtMapKey(host).AtMapKey(attr)
+}
+
+// Through berthd (remote mode): the same macvlan network is planned,
+// created on every host with its slice, and a fixed address puts its
+// container on the slice's host, which reaches it from another engine; a
+// second plan is empty.
+func TestAccBerthdNetworks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const pool = "pn-remote"
+	env := accEnv(t)
+	b, set := rmSetup(ctx, t, pool, 38250, accHosts(env, 1, "512MiB", 37900))
+	cleanupNetworks(t, set, pool)
+	parent := netParent(t)
+	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+`
+resource "berth_network" "front" {
+  pool = "`+pool+`"
+  name = "front"
+}
+resource "berth_network" "lan" {
+  pool               = "`+pool+`"
+  name               = "lan"
+  driver             = "macvlan"
+  parent             = "`+parent+`"
+  subnet             = "10.232.0.0/24"
+  host_prefix_length = 26
+}
+resource "berth_container" "a" {
+  pool     = "`+pool+`"
+  name     = "a"
+  image    = "`+env.Image+`"
+  host     = "node1"
+  cpu      = 0.1
+  memory   = "32MiB"
+  ports    = [{ internal = 8080 }]
+  networks = [{ name = berth_network.front.name }, { name = berth_network.lan.name }]
+}
+resource "berth_container" "b" {
+  pool     = "`+pool+`"
+  name     = "b"
+  image    = "`+env.Image+`"
+  cpu      = 0.1
+  memory   = "32MiB"
+  networks = [{ name = berth_network.lan.name, ipv4_address = "10.232.0.70" }]
+}
+output "a" { value = berth_container.a.published_ports[0].address }
+output "b" { value = { host = berth_container.b.host, ip = berth_container.b.network_addresses["lan"], id = berth_container.b.container_id } }
+output "slices" { value = { for host, h in berth_network.lan.hosts : host => h.ip_range } }
+`)
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply through berthd: %v\n%s", err, out)
+	}
+	out, err := ws.run(ctx, "output", "-json")
+	if err != nil {
+		t.Fatalf("terraform output: %v\n%s", err, out)
+	}
+	var outputs struct {
+		A      struct{ Value string }
+		B      struct{ Value map[string]string }
+		Slices struct{ Value map[string]string }
+	}
+	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
+		t.Fatalf("outputs %s: %v", out, err)
+	}
+	want := map[string]string{"node1": "10.232.0.0/26", "node2": "10.232.0.64/26", "node3": "10.232.0.128/26"}
+	if !reflect.DeepEqual(outputs.Slices.Value, want) {
+		t.Errorf("slices %v, want %v", outputs.Slices.Value, want)
+	}
+	if bv := outputs.B.Value; bv["host"] != "node2" || bv["ip"] != "10.232.0.70" {
+		t.Errorf("b is %v, want on node2 at 10.232.0.70", bv)
+	}
+	for host, slice := range want {
+		n, err := netOn(ctx, set, host, pool, "lan")
+		if err != nil || n == nil || n.IPRange != slice {
+			t.Errorf("lan on %s: %+v, %v; want ip_range %s", host, n, err, slice)
+		}
+	}
+	id := outputs.B.Value["id"]
+	got, err := netFetch(ctx, outputs.A.Value, "http://10.232.0.70:8080/")
+	if err != nil || len(id) < 12 || !strings.Contains(got, "hostname="+id[:12]) {
+		t.Errorf("a (node1) fetching b (node2, container %q) over lan: %q, %v", id, got, err)
+	}
+	if code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color"); code != 0 {
+		t.Errorf("replan after apply exited %d, want 0 (no changes):\n%s", code, out)
+	}
 }
