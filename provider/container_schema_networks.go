@@ -20,7 +20,9 @@ func networkAttributes() map[string]schema.Attribute {
 	return map[string]schema.Attribute{
 		"networks": schema.ListNestedAttribute{
 			MarkdownDescription: "Networks the container joins, `berth_network`s of the same pool, in order: the first " +
-				"is the one its `ports` are published from. Unset, the container is on its engine's default network. " +
+				"gives the container its default route and publishes its `ports` (engines before Docker 28, API 1.48, " +
+				"take the network whose name sorts first instead: put a `bridge` network there to publish ports, since " +
+				"`macvlan`/`ipvlan` networks publish none). Unset, the container is on its engine's default network. " +
 				"A fixed `ipv4_address` on a `macvlan`/`ipvlan` network must lie in one host's slice (the network's " +
 				"`hosts`): the container lands on that host, and the plan fails when `host` pins it elsewhere. " +
 				"Changing `networks` replaces the container.",

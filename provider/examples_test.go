@@ -26,6 +26,7 @@ var exampleSets = map[string][]string{
 		"../examples/data-sources/*/data-source.tf",
 	},
 	"quickstart": {"../examples/quickstart/*.tf"},
+	"three-tier": {"../examples/three-tier/*.tf"},
 }
 
 func TestAccExamplesAreFormattedAndValid(t *testing.T) {

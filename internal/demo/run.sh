@@ -5,6 +5,11 @@
 # `run.sh remote-up` does the same through berthd (remote mode): berthd
 # holds the engines and places at plan time, so the saved plan shows every
 # host; `run.sh remote-down` destroys it, stops berthd and the engines.
+# `run.sh three-tier-up` applies examples/three-tier (web, app and a
+# database joined across the engines by a macvlan network on a bridge the
+# script creates) and sends one request through the three tiers;
+# `run.sh three-tier-down` destroys it, removes the bridge and stops the
+# engines.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 export BERTH_ENGINES_DIR="${BERTH_ENGINES_DIR:-/tmp/berth-engines}"
@@ -135,10 +140,49 @@ down() {
   rm -rf "$WORK"
 }
 
+# The three-tier stack's macvlan network needs an interface every engine
+# has: the engines share this machine's kernel, so one bridge serves them
+# all, as a switch would serve separate hosts.
+THREE_TIER_PARENT="${BERTH_THREE_TIER_PARENT:-berth3tier0}"
+
+three_tier_up() {
+  bash "$ROOT/internal/testenv/tools.sh"
+  bash "$ROOT/internal/testenv/engines.sh" up
+  if ! ip link show "$THREE_TIER_PARENT" >/dev/null 2>&1; then
+    ip link add "$THREE_TIER_PARENT" type bridge
+  fi
+  ip link set "$THREE_TIER_PARENT" up
+  provider_env
+  engine_vars
+  mkdir -p "$WORK/three-tier"
+  cp "$ROOT"/examples/three-tier/*.tf "$WORK/three-tier/"
+  cd "$WORK/three-tier"
+  local tf="$TF_ACC_TERRAFORM_PATH"
+  "$tf" apply -auto-approve -input=false "${VARS[@]}" -var "parent=$THREE_TIER_PARENT"
+  echo
+  "$tf" output hosts
+  echo
+  echo "web-0 -> app-0 -> db (each on the host Berth chose):"
+  curl -fsS --max-time 20 "$("$tf" output -raw through_the_tiers)"
+}
+
+three_tier_down() {
+  if [ -f "$BERTH_ENGINES_DIR/engines.env" ] && [ -d "$WORK/three-tier" ]; then
+    provider_env
+    engine_vars
+    (cd "$WORK/three-tier" && "$TF_ACC_TERRAFORM_PATH" destroy -auto-approve -input=false "${VARS[@]}" -var "parent=$THREE_TIER_PARENT") || true
+  fi
+  bash "$ROOT/internal/testenv/engines.sh" down
+  ip link del "$THREE_TIER_PARENT" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+
 case "${1:-up}" in
   up) up ;;
   down) down ;;
   remote-up) remote_up ;;
   remote-down) remote_down ;;
-  *) echo "usage: $0 [up|down|remote-up|remote-down]" >&2; exit 2 ;;
+  three-tier-up) three_tier_up ;;
+  three-tier-down) three_tier_down ;;
+  *) echo "usage: $0 [up|down|remote-up|remote-down|three-tier-up|three-tier-down]" >&2; exit 2 ;;
 esac

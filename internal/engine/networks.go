@@ -196,7 +196,7 @@ func endpoint(a NetworkAttachment) *network.EndpointSettings {
 }
 
 // joinNetworks configures a new container's networks: the first one at
-// create (it becomes the network mode, so ports publish on it), the others
+// create (the network mode and the gateway, so ports publish on it), the others
 // connected before the start by connectNetworks. Engines before API 1.44
 // take one network per create.
 func joinNetworks(pool string, attachments []NetworkAttachment, hostConfig *container.HostConfig) *network.NetworkingConfig {
@@ -205,7 +205,12 @@ func joinNetworks(pool string, attachments []NetworkAttachment, hostConfig *cont
 	}
 	first := DockerName(pool, attachments[0].Name)
 	hostConfig.NetworkMode = container.NetworkMode(first)
-	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first: endpoint(attachments[0])}}
+	ep := endpoint(attachments[0])
+	// The gateway network is also where ports are published. Engines from
+	// API 1.48 honour the priority; older ones take the network whose name
+	// sorts first (the networks attribute documents it).
+	ep.GwPriority = 1
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first: ep}}
 }
 
 // connectNetworks connects a created container to its other networks.
