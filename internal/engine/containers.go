@@ -207,7 +207,7 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	}
 	opts := spec.Options
 	config := &container.Config{
-		Image:        spec.Image,
+		Image:        spec.run(),
 		Cmd:          spec.Command,
 		Entrypoint:   opts.Entrypoint,
 		WorkingDir:   opts.WorkingDir,
@@ -269,7 +269,7 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in use") {
 			return "", fmt.Errorf("engine %s: create container %s: %w: %w", e.name, name, ErrNameInUse, err)
 		}
-		return "", e.refused("create container "+name, spec.Image, err)
+		return "", e.refused("create container "+name, spec.run(), err)
 	}
 	if len(opts.Networks) > 1 {
 		if err := e.connectNetworks(ctx, created.ID, spec.Pool, opts.Networks[1:]); err != nil {

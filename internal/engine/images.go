@@ -10,7 +10,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/registry"
 )
 
 // retryPolicy bounds retries: attempts in all, waiting first, then twice as
@@ -37,18 +36,11 @@ func (e *Engine) EnsureImage(ctx context.Context, ref string, auth *RegistryAuth
 	if !cerrdefs.IsNotFound(err) {
 		return e.refused("inspect image "+ref, ref, err)
 	}
-	opts := image.PullOptions{}
-	if auth != nil {
-		encoded, err := registry.EncodeAuthConfig(registry.AuthConfig{
-			ServerAddress: auth.ServerAddress,
-			Username:      auth.Username,
-			Password:      auth.Password,
-		})
-		if err != nil {
-			return fmt.Errorf("engine %s: encode registry auth: %w", e.name, err)
-		}
-		opts.RegistryAuth = encoded
+	encoded, err := encodeAuth(auth)
+	if err != nil {
+		return fmt.Errorf("engine %s: %w", e.name, err)
 	}
+	opts := image.PullOptions{RegistryAuth: encoded}
 	wait := e.pull.first
 	for attempt := 1; ; attempt++ {
 		err := e.pullOnce(ctx, ref, opts)

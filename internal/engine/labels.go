@@ -24,6 +24,7 @@ const (
 	LabelCommand       = "sh.berth.command"     // JSON array, only when set
 	LabelEnvKeys       = "sh.berth.env-keys"    // JSON array of the keys Berth set
 	LabelOptions       = "sh.berth.options"     // ContainerOptions as JSON
+	LabelImage         = "sh.berth.image"       // the image as configured, when it runs by digest
 	LabelPrefix        = "sh.berth."            // reserved: user labels may not use it
 	LabelPoolRecord    = "sh.berth.pool-record" // on pool record volumes: the pool name
 	LabelRecord        = "sh.berth.record"      // on pool record volumes: the record as JSON
@@ -121,6 +122,9 @@ func specLabels(spec ContainerSpec) map[string]string {
 	if !reflect.ValueOf(spec.Options).IsZero() {
 		labels[LabelOptions] = mustJSON(spec.Options)
 	}
+	if spec.RepoDigest != "" {
+		labels[LabelImage] = spec.Image
+	}
 	if len(spec.Ports) > 0 {
 		labels[LabelPorts] = FormatPorts(spec.Ports)
 	}
@@ -161,6 +165,10 @@ func decodeLabels(c *Container, labels map[string]string) error {
 	c.Name = labels[LabelName]
 	c.ReservationID = labels[LabelReservation]
 	c.SpreadGroup = labels[LabelSpreadGroup]
+	if configured := labels[LabelImage]; configured != "" {
+		// Docker knows the image by the digest it was created with.
+		c.RepoDigest, c.Image = c.Image, configured
+	}
 	var err error
 	if c.MilliCPU, err = int64Label(labels, LabelCPU); err != nil {
 		return err

@@ -49,6 +49,7 @@ type RegistryAuth struct {
 	ServerAddress string
 	Username      string
 	Password      string
+	IdentityToken string // an OAuth refresh token, as credential helpers may give instead of a password
 }
 
 // ContainerSpec is everything needed to create a Berth container.
@@ -56,7 +57,8 @@ type ContainerSpec struct {
 	Pool          string
 	Name          string // Berth name, unique within the pool
 	ReservationID string
-	Image         string
+	Image         string // as configured; a label when it runs by RepoDigest
+	RepoDigest    string // "name@sha256:…" to run instead of Image (see ResolveImage); "" runs Image as it is
 	Command       []string
 	Env           map[string]string
 	MilliCPU      int64
@@ -147,7 +149,8 @@ type Container struct {
 	Pool          string
 	Name          string
 	ReservationID string
-	Image         string
+	Image         string // as configured
+	RepoDigest    string // "name@sha256:…" when it was created by digest
 	ImageID       string // the image the container runs, "sha256:…"
 	MilliCPU      int64
 	MemoryBytes   int64

@@ -4,7 +4,8 @@
 #
 #   - Docker engine binaries (dockerd, containerd, runc, docker-proxy, docker)
 #     from Debian's docker.io package, plus iproute2 (bridges) and openssl
-#     (TLS certificates), and chromium (the status page's headless test);
+#     (TLS certificates), chromium (the status page's headless test) and
+#     docker-registry (the image tests' local registry, started by registry.sh);
 #   - a Terraform CLI: $TF_ACC_TERRAFORM_PATH when it points at one, else
 #     `terraform` from PATH, else v1.5.7 (the last MPL-licensed release) built
 #     from source once and cached in $BERTH_TOOLS_CACHE/bin
@@ -52,9 +53,11 @@ ensure_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   # The status page's test drives it in headless Chromium.
   command -v chromium >/dev/null || missing+=(chromium)
+  # The image tests pull from a local registry with auth (registry.sh).
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
   ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
   local tool
-  for tool in dockerd containerd runc docker-proxy docker ip ss openssl; do
+  for tool in dockerd containerd runc docker-proxy docker docker-registry ip ss openssl; do
     command -v "$tool" >/dev/null || die "$tool is still missing after installation"
   done
 }

@@ -56,6 +56,7 @@ const (
 	RouteNetworkApply     = "PUT /v1/pools/{pool}/networks/{id}"
 	RouteNetworkGet       = "GET /v1/pools/{pool}/networks/{id}"
 	RouteNetworkDelete    = "POST /v1/pools/{pool}/networks/{id}/delete"
+	RouteImageResolve     = "POST /v1/images/resolve"
 )
 
 // Routes lists every route above; the server registers each (a test checks).
@@ -65,6 +66,7 @@ var Routes = []string{
 	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize, RouteContainerReconf,
 	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
 	RouteNetworkPlan, RouteNetworkApply, RouteNetworkGet, RouteNetworkDelete,
+	RouteImageResolve,
 }
 
 // Paths for the client.
@@ -82,6 +84,7 @@ const (
 	PathContainerStop   = "/v1/containers/stop"
 	PathContainerDelete = "/v1/containers/delete"
 	PathContainerFind   = "/v1/containers/find"
+	PathImageResolve    = "/v1/images/resolve"
 )
 
 // PoolPath is /v1/pools/{pool}.

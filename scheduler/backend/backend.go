@@ -70,6 +70,11 @@ type Backend interface {
 	// DeleteNetwork removes it from every host of current; refused while
 	// containers use it.
 	DeleteNetwork(ctx context.Context, current NetworkStatus) error
+
+	// ResolveImage returns the digest an image's tag names now
+	// ("name@sha256:…"; "" for an image built on the engines), asking the
+	// registry through an engine of the pool, without pulling.
+	ResolveImage(ctx context.Context, req ImageRequest) (string, error)
 }
 
 // Resources is an amount of CPU (millicores) and memory (bytes).
@@ -174,6 +179,7 @@ type ContainerSpec struct {
 	Pool         string
 	Name         string
 	Image        string
+	RepoDigest   string // "name@sha256:…" (ResolveImage): the image run and pulled; "" runs Image
 	Command      []string
 	Env          map[string]string
 	Resources    Resources
@@ -235,4 +241,5 @@ type ContainerState struct {
 	// NetworkAddresses: the IPv4 address on each network of the pool, by
 	// network name; none while stopped.
 	NetworkAddresses map[string]string
+	RepoDigest       string // "name@sha256:…" when created by digest
 }

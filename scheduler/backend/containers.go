@@ -243,7 +243,7 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	if err != nil {
 		return "", err
 	}
-	if err := b.images.ensure(ctx, eng, spec.Image, spec.RegistryAuth); err != nil {
+	if err := b.ensureImage(ctx, eng, spec); err != nil {
 		return "", hostOrRequest(eng, spec, err)
 	}
 	defer b.reads.changed(res.Host)
@@ -363,6 +363,7 @@ func keepLeftover(ps *poolState, spec ContainerSpec, res scheduler.Reservation, 
 		Ref:           ContainerRef{Pool: spec.Pool, Name: spec.Name, Host: res.Host, ContainerID: left.id, Resources: resources},
 		ReservationID: res.ID,
 		Image:         spec.Image,
+		RepoDigest:    spec.RepoDigest,
 		Resources:     resources,
 		Ports:         made.Ports,
 		SpreadGroup:   spec.SpreadGroup,
@@ -578,6 +579,7 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 		Name:          spec.Name,
 		ReservationID: res.ID,
 		Image:         spec.Image,
+		RepoDigest:    spec.RepoDigest,
 		Command:       spec.Command,
 		Env:           spec.Env,
 		MilliCPU:      res.Resources.MilliCPU,
@@ -599,8 +601,9 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 func stateOf(eng *engine.Engine, c engine.Container) ContainerState {
 	host := eng.Name()
 	return ContainerState{
-		Address: eng.Address(),
-		ImageID: c.ImageID,
+		Address:    eng.Address(),
+		ImageID:    c.ImageID,
+		RepoDigest: c.RepoDigest,
 		Ref: ContainerRef{
 			Pool: c.Pool, Name: c.Name, Host: host, ContainerID: c.ID,
 			Resources: Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},

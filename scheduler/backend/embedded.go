@@ -20,6 +20,8 @@ type Embedded struct {
 	engines *engine.Set
 	reads   *snapshots
 	images  *imageCache
+	// registries: credentials for images whose spec carries none.
+	registries Registries
 
 	pools *onceMap[*poolState]
 

@@ -182,6 +182,7 @@ func (c *Client) CreateContainer(ctx context.Context, spec backend.ContainerSpec
 	key := newKey("create")
 	if held, ok := c.heldFor(spec); ok {
 		req = api.CreateRequest{Spec: held.spec, LeaseID: held.lease.ID, PlannedHost: held.lease.Host}
+		req.Spec.RepoDigest = spec.RepoDigest // resolved at apply, after the plan took the lease
 		key = "create-" + held.lease.ID
 	} else if spec.Host != "" {
 		// No lease in this process (the plan showed a host it did not

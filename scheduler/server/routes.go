@@ -36,6 +36,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(api.RouteContainerStop, s.command(RoleDeploy, http.StatusOK, true, s.stopContainer()))
 	mux.Handle(api.RouteContainerDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteContainer()))
 	mux.Handle(api.RouteContainerFind, s.query(s.findContainer))
+	mux.Handle(api.RouteImageResolve, s.query(s.resolveImage()))
 
 	mux.Handle(api.RouteNetworkPlan, s.command(RoleDeploy, http.StatusOK, false, s.planNetwork()))
 	mux.Handle(api.RouteNetworkApply, s.command(RoleDeploy, http.StatusOK, true, s.applyNetwork()))

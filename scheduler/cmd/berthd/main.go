@@ -29,7 +29,7 @@ const shutdownGrace = 2 * time.Minute
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] != "serve" {
-		fmt.Fprintln(os.Stderr, "usage: berthd serve --listen ADDR (--data-dir DIR | --store etcd --etcd-endpoints URL,...) --engines engines.json [--tokens tokens.json] [--tls-cert F --tls-key F [--client-ca F]]")
+		fmt.Fprintln(os.Stderr, "usage: berthd serve --listen ADDR (--data-dir DIR | --store etcd --etcd-endpoints URL,...) --engines engines.json [--tokens tokens.json] [--registry-auth registries.json] [--tls-cert F --tls-key F [--client-ca F]]")
 		os.Exit(2)
 	}
 	cfg, err := parseFlags(os.Args[2:])
@@ -49,6 +49,7 @@ func main() {
 type config struct {
 	listen, dataDir, engines, tokens string
 	tlsCert, tlsKey, clientCA, url   string
+	registryAuth                     string
 	logLevel                         slog.Level
 	etcd                             etcdFlags
 }
@@ -64,6 +65,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the certificate's key (PEM)")
 	fs.StringVar(&cfg.clientCA, "client-ca", "", "require client certificates signed by this CA (PEM)")
+	fs.StringVar(&cfg.registryAuth, "registry-auth", "", "registries.json: credentials for pulling images (entries like the provider's registry_auth)")
 	fs.StringVar(&cfg.url, "url", "", "the URL clients reach berthd at, written into its pools' records (default: from --listen)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	cfg.etcd.register(fs)
@@ -108,6 +110,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	registries, err := loadRegistries(cfg.registryAuth)
+	if err != nil {
+		return err
+	}
 	engines, err := engine.NewSet(engineCfgs)
 	if err != nil {
 		return err
@@ -132,7 +138,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	m := metrics.New()
 	newServer := func(st store.Store) (*server.Server, error) {
 		return server.New(server.Config{
-			Backend:        backend.NewEmbedded(engines).ServeAs(url),
+			Backend:        backend.NewEmbedded(engines).ServeAs(url).WithRegistries(registries),
 			Store:          m.Store(st, cfg.etcd.store),
 			Tokens:         tokens,
 			Logger:         log,
