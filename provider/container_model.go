@@ -25,6 +25,7 @@ type ContainerResourceModel struct {
 	Pool             types.String   `tfsdk:"pool"`
 	Name             types.String   `tfsdk:"name"`
 	Image            types.String   `tfsdk:"image"`
+	PullTriggers     types.List     `tfsdk:"pull_triggers"`
 	Command          types.List     `tfsdk:"command"`
 	Env              types.Map      `tfsdk:"env"`
 	CPU              types.Float64  `tfsdk:"cpu"`
@@ -67,6 +68,7 @@ type ContainerResourceModel struct {
 	IPAddress        types.String   `tfsdk:"ip_address"`
 	Address          types.String   `tfsdk:"address"`
 	ImageID          types.String   `tfsdk:"image_id"`
+	RepoDigest       types.String   `tfsdk:"repo_digest"`
 	PublishedPorts   types.List     `tfsdk:"published_ports"` // of publishedPortModel
 	ReservationID    types.String   `tfsdk:"reservation_id"`
 }
@@ -131,6 +133,7 @@ func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) b
 		{emptyAsNull(m.Env), emptyAsNull(state.Env)}, {m.Ports, state.Ports},
 		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost},
 		{zeroRetriesAsNull(m.Healthcheck), zeroRetriesAsNull(state.Healthcheck)}, {m.Host, state.Host},
+		{m.PullTriggers, state.PullTriggers},
 	}
 	pairs = append(pairs, m.runtimePairs(state)...)
 	for _, p := range pairs {
@@ -291,6 +294,7 @@ func (m *ContainerResourceModel) observe(ctx context.Context, c backend.Containe
 	m.Memory = memoryValue(m.Memory, c.Resources.MemoryBytes)
 	m.Address = types.StringValue(c.Address)
 	m.ImageID = types.StringValue(c.ImageID)
+	m.RepoDigest = types.StringValue(c.RepoDigest)
 	var diags diag.Diagnostics
 	m.observeNetworks(ctx, c.NetworkAddresses, &diags)
 	published := make([]publishedPortModel, len(c.Ports))
@@ -336,6 +340,7 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		Restart:      types.StringValue(c.Restart),
 		Healthcheck:  types.ObjectNull(healthcheckTypes),
 		RegistryAuth: types.ObjectNull(registryAuthTypes),
+		PullTriggers: types.ListNull(types.StringType),
 		StopTimeout:  types.StringValue(defaultStopTimeout),
 		Timeouts:     timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes)},
 	}

@@ -73,6 +73,14 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var err error
+	spec.RepoDigest, err = r.data.images.resolve(ctx, be, backend.ImageRequest{
+		Pool: spec.Pool, Host: spec.Host, Image: spec.Image, RegistryAuth: spec.RegistryAuth,
+	})
+	if err != nil {
+		addContainerError(&resp.Diagnostics, fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err)
+		return
+	}
 	created, err := be.CreateContainer(ctx, spec)
 	if err != nil {
 		addContainerError(&resp.Diagnostics, fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err)

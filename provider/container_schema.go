@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"maps"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -96,10 +97,14 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				PlanModifiers: replaceIfChanged,
 			},
 			"image": schema.StringAttribute{
-				MarkdownDescription: "Image to run, e.g. `nginx:1.27`. Pulled when missing from the host.",
-				Required:            true,
-				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-				PlanModifiers:       replaceIfChanged,
+				MarkdownDescription: "Image to run, e.g. `nginx:1.27`. Its tag is resolved to one digest " +
+					"(`repo_digest`) when the container is created, the same for every container of the apply, " +
+					"and pulled by that digest on the chosen host when missing there; see `pull_triggers` for " +
+					"moving to a newer image under the same tag. Credentials: `registry_auth`, here or in the " +
+					"provider block.",
+				Required:      true,
+				Validators:    []validator.String{imageReferenceValidator()},
+				PlanModifiers: replaceIfChanged,
 			},
 			"command": schema.ListAttribute{
 				MarkdownDescription: "Command and arguments; the image's default when unset.",
@@ -312,11 +317,8 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 			}),
 		},
 	}
-	for name, attribute := range runtimeAttributes() {
-		resp.Schema.Attributes[name] = attribute
-	}
-	for name, attribute := range networkAttributes() {
-		resp.Schema.Attributes[name] = attribute
+	for _, group := range []map[string]schema.Attribute{runtimeAttributes(), networkAttributes(), imageAttributes()} {
+		maps.Copy(resp.Schema.Attributes, group)
 	}
 }
 

@@ -39,7 +39,7 @@ func newFakeEngines() *fakeEngines {
 
 // factories returns provider factories whose instances all see these engines.
 func (f *fakeEngines) factories() map[string]func() (tfprotov6.ProviderServer, error) {
-	newBackend := func(_ context.Context, cfgs []engine.Config) (backend.Backend, error) {
+	newBackend := func(_ context.Context, cfgs []engine.Config, _ backend.Registries) (backend.Backend, error) {
 		endpoints := map[string]string{}
 		for _, c := range cfgs {
 			endpoints[c.Name] = c.Endpoint
@@ -368,4 +368,9 @@ func (b *fakeBackend) ReadNetwork(context.Context, string, string) (*backend.Net
 
 func (b *fakeBackend) DeleteNetwork(context.Context, backend.NetworkStatus) error {
 	return errFakeNetworks
+}
+
+// ResolveImage answers as for an image built on the engines: it runs as it is.
+func (b *fakeBackend) ResolveImage(context.Context, backend.ImageRequest) (string, error) {
+	return "", nil
 }

@@ -31,7 +31,7 @@ var (
 
 // backendFactory builds the scheduling backend from the provider block's
 // engines. Tests substitute a fake; everything else uses embeddedBackend.
-type backendFactory func(ctx context.Context, engines []engine.Config) (backend.Backend, error)
+type backendFactory func(ctx context.Context, engines []engine.Config, registries backend.Registries) (backend.Backend, error)
 
 // remoteFactory builds the remote backend (berthd) in remote mode.
 type remoteFactory func(cfg client.Config) (backend.Backend, error)
@@ -53,6 +53,7 @@ type BerthProviderModel struct {
 	SchedulerToken types.String `tfsdk:"scheduler_token"`
 	SchedulerCAPEM types.String `tfsdk:"scheduler_ca_pem"`
 	PlacementLease types.String `tfsdk:"placement_lease"`
+	RegistryAuth   types.List   `tfsdk:"registry_auth"` // of providerRegistryModel
 }
 
 // engineModel is one entry of engines.
@@ -80,12 +81,12 @@ func newWithBackend(version string, factory backendFactory) func() provider.Prov
 	}
 }
 
-func embeddedBackend(_ context.Context, engines []engine.Config) (backend.Backend, error) {
+func embeddedBackend(_ context.Context, engines []engine.Config, registries backend.Registries) (backend.Backend, error) {
 	set, err := engine.NewSet(engines)
 	if err != nil {
 		return nil, err
 	}
-	return backend.NewEmbedded(set), nil
+	return backend.NewEmbedded(set).WithRegistries(registries), nil
 }
 
 func remoteBackend(cfg client.Config) (backend.Backend, error) {
@@ -183,6 +184,7 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 				Optional:   true,
 				Validators: []validator.String{caPEMValidator()},
 			},
+			"registry_auth": registryAuthAttribute(),
 			"placement_lease": schema.StringAttribute{
 				MarkdownDescription: "Remote mode: how long berthd holds a plan's placements before the plan " +
 					"is applied, as a Go duration between `1s` and `168h`. Default `30m`. An apply after " +
@@ -196,7 +198,7 @@ func (p *BerthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp
 
 // ConfigValidators keeps the two modes apart.
 func (p *BerthProvider) ConfigValidators(context.Context) []provider.ConfigValidator {
-	return []provider.ConfigValidator{oneMode{}}
+	return []provider.ConfigValidator{oneMode{}, registriesEmbeddedOnly{}}
 }
 
 // Configure builds the backend once per provider instance. When the engines
@@ -241,10 +243,12 @@ func (p *BerthProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	for name, e := range engines {
 		data.endpoints[name] = e.Endpoint.ValueString()
 	}
-	if !known {
+	registries, registriesKnown, diags := registrySource(ctx, config.RegistryAuth)
+	resp.Diagnostics.Append(diags...)
+	if !known || !registriesKnown || resp.Diagnostics.HasError() {
 		return
 	}
-	be, err := p.newBackend(ctx, configs)
+	be, err := p.newBackend(ctx, configs, registries)
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("engines"), "Cannot set up the Docker engines", err.Error())
 		return
@@ -307,6 +311,8 @@ type providerData struct {
 	leftovers leftoverMemo
 	// networks planned by this instance, for containers that join them.
 	networks plannedNetworks
+	// images: each tag's digest, resolved once per instance (per apply).
+	images imageDigests
 	// refreshed holds the ids of containers Read by this instance. A plan
 	// refreshes before it plans; the apply process re-plans without
 	// reading, and must not change the action the plan chose (planResize).
