@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,16 +45,19 @@ func StartRegistry(t testing.TB, firstPort, lastPort int) *Registry {
 	htpasswd := filepath.Join(r.dir, "htpasswd")
 	writeFile(t, htpasswd, r.Username+":"+string(hash)+"\n")
 	for port := firstPort; port <= lastPort; port++ {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if l, err := net.Listen("tcp", addr); err == nil {
-			_ = l.Close()
-			r.Addr = addr
-			break
+		r.Addr = "127.0.0.1:" + strconv.Itoa(port)
+		if r.serve(t, binary, htpasswd) {
+			return r
 		}
 	}
-	if r.Addr == "" {
-		t.Fatalf("testenv: no free port for a registry in %d-%d", firstPort, lastPort)
-	}
+	t.Fatalf("testenv: no registry could listen on a port in %d-%d", firstPort, lastPort)
+	return nil
+}
+
+// serve starts the registry on r.Addr; false when it exits before it
+// answers (the port is taken).
+func (r *Registry) serve(t testing.TB, binary, htpasswd string) bool {
+	t.Helper()
 	config := filepath.Join(r.dir, "config.yml")
 	writeFile(t, config, fmt.Sprintf(`version: 0.1
 log:
@@ -62,8 +65,6 @@ log:
 storage:
   filesystem:
     rootdirectory: %s
-  delete:
-    enabled: true
 http:
   addr: %s
 auth:
@@ -71,36 +72,61 @@ auth:
     realm: berth-test
     path: %s
 `, filepath.Join(r.dir, "data"), r.Addr, htpasswd))
-	var output bytes.Buffer
+	var output syncBuffer
 	cmd := exec.Command(binary, "serve", config)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start docker-registry: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
-	})
-	r.waitReady(t, &output)
-	return r
-}
-
-// waitReady waits for the registry to ask for credentials on /v2/.
-func (r *Registry) waitReady(t testing.TB, output *bytes.Buffer) {
-	t.Helper()
+		close(exited)
+	}()
 	client := &http.Client{Timeout: time.Second}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Logf("testenv: registry on %s exited: %s", r.Addr, output.String())
+			return false
+		default:
+		}
 		resp, err := client.Get("http://" + r.Addr + "/v2/")
 		if err != nil {
 			continue
 		}
 		_ = resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
-			return
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("testenv: registry at %s answered /v2/ with %d, want 401 (htpasswd auth)", r.Addr, resp.StatusCode)
 		}
-		t.Fatalf("testenv: registry at %s answered /v2/ with %d, want 401 (htpasswd auth)", r.Addr, resp.StatusCode)
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
+		return true
 	}
+	_ = cmd.Process.Kill()
+	<-exited
 	t.Fatalf("testenv: registry at %s did not start: %s", r.Addr, output.String())
+	return false
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 var pushedDigest = regexp.MustCompile(`digest: (sha256:[0-9a-f]{64})`)
