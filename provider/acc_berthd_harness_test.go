@@ -44,12 +44,13 @@ type berthdProc struct {
 const berthdTestToken = "berth-acc-admin-token"
 
 // startBerthd builds berthd and starts it with an admin token over every
-// test engine, the TLS one over TLS, on a bolt store of its own.
-func startBerthd(t *testing.T, env *testenv.Env, port int) *berthdProc {
+// test engine, the TLS one over TLS, on a bolt store of its own, with
+// flags added.
+func startBerthd(t *testing.T, env *testenv.Env, port int, flags ...string) *berthdProc {
 	t.Helper()
 	dir := t.TempDir()
 	bin, enginesFile := buildBerthd(t, env, dir)
-	return runBerthd(t, bin, enginesFile, port, "--data-dir", filepath.Join(dir, "data"))
+	return runBerthd(t, bin, enginesFile, port, append([]string{"--data-dir", filepath.Join(dir, "data")}, flags...)...)
 }
 
 // buildBerthd builds berthd into dir and writes the test engines there as

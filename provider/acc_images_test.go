@@ -21,8 +21,8 @@ import (
 )
 
 // Images from a local registry with htpasswd auth, pinned by digest across
-// hosts. Pools are named pi-*; host ports 38300-38599, registries on
-// 127.0.0.1:38990-38994.
+// hosts. Pools are named pi-*; host ports 38300-38799, berthd on 38900,
+// registries on 127.0.0.1:38990-38995 (each test its own two ports).
 
 // imProvider is the test engines' provider block with registryAuth (HCL
 // entries, "" for none) added.
@@ -53,7 +53,7 @@ func TestAccImagesPinnedByDigestAcrossHosts(t *testing.T) {
 	const pool = "pi-images"
 	cleanupPool(t, set, pool)
 	ctx := context.Background()
-	registry := testenv.StartRegistry(t, 38990, 38992)
+	registry := testenv.StartRegistry(t, 38990, 38991)
 	image := registry.Addr + "/berth/app:v1"
 	first := registry.Push(ctx, t, env.Engines[0], env.Image, "berth/app:v1", "1")
 	var second string
@@ -159,7 +159,7 @@ func TestAccImageResolvedOncePerProviderInstance(t *testing.T) {
 	set := accEngines(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	registry := testenv.StartRegistry(t, 38993, 38994)
+	registry := testenv.StartRegistry(t, 38992, 38993)
 	first := registry.Push(ctx, t, env.Engines[0], env.Image, "berth/once:v1", "1")
 	auth := &engine.RegistryAuth{ServerAddress: registry.Addr, Username: registry.Username, Password: registry.Password}
 	be := backend.NewEmbedded(set)
@@ -178,5 +178,51 @@ func TestAccImageResolvedOncePerProviderInstance(t *testing.T) {
 	var next imageDigests
 	if got, err := next.resolve(ctx, be, request(env.Engines[2].Name)); err != nil || got != second {
 		t.Fatalf("the next apply: %q, %v; want the new %s", got, err, second)
+	}
+}
+
+// In remote mode berthd resolves and pulls with its own registry
+// credentials (--registry-auth); the provider block holds none.
+func TestAccBerthdImagesWithItsOwnRegistryAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	env := accEnv(t)
+	set := accEngines(t, env)
+	const pool = "pi-remote"
+	cleanupPool(t, set, pool)
+	registry := testenv.StartRegistry(t, 38994, 38995)
+	image := registry.Addr + "/berth/remote:v1"
+	pushed := registry.Push(ctx, t, env.Engines[0], env.Image, "berth/remote:v1", "1")
+	registries := filepath.Join(t.TempDir(), "registries.json")
+	if err := os.WriteFile(registries, fmt.Appendf(nil, `[{"address": %q, "username": %q, "password": %q}]`,
+		registry.Addr, registry.Username, registry.Password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBerthd(t, env, 38900, "--registry-auth", registries)
+	provider := remoteProviderHCL(b.url(), b.token, "30m")
+	owner := newCLIWorkspace(t, env, provider+accPool(pool, "spread", accHosts(env, 1, "512MiB", 38600)))
+	t.Cleanup(func() { _, _ = owner.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
+	if out, err := owner.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("applying the pool through berthd: %v\n%s", err, out)
+	}
+	ws := newCLIWorkspace(t, env, provider+ccContainers("img", pool, image, len(env.Engines), `memory = "32MiB"`, `spread_group = "img"`))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	for host, cs := range ccOnEngines(ctx, t, set, pool, set.Names()...) {
+		if len(cs) != 1 || cs[0].RepoDigest != pushed || cs[0].Image != image {
+			t.Errorf("%s runs %+v, want one container of %s created from %s", host, cs, image, pushed)
+		}
+	}
+	for i := range len(env.Engines) {
+		out, err := ws.run(ctx, "state", "show", "-no-color", fmt.Sprintf("berth_container.img%d", i))
+		recorded := regexp.MustCompile(`repo_digest\s+= "` + regexp.QuoteMeta(pushed) + `"`)
+		if err != nil || !recorded.MatchString(out) {
+			t.Errorf("state of img%d does not record repo_digest %s (%v):\n%s", i, pushed, err, out)
+		}
+	}
+	if code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color"); code != 0 {
+		t.Errorf("plan after apply exited %d, want 0 (no changes):\n%s", code, out)
 	}
 }
