@@ -237,7 +237,9 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				},
 			},
 			"registry_auth": schema.SingleNestedAttribute{
-				MarkdownDescription: "Credentials for pulling `image` from a private registry.",
+				MarkdownDescription: "Credentials for `image`'s private registry (looking up its digest and pulling it); " +
+					"they take precedence over the provider block's `registry_auth` for that registry. In remote mode " +
+					"they are sent to berthd with the create.",
 				Optional:            true,
 				Attributes: map[string]schema.Attribute{
 					"server_address": schema.StringAttribute{
