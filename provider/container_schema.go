@@ -240,7 +240,7 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "Credentials for `image`'s private registry (looking up its digest and pulling it); " +
 					"they take precedence over the provider block's `registry_auth` for that registry. In remote mode " +
 					"they are sent to berthd with the create.",
-				Optional:            true,
+				Optional: true,
 				Attributes: map[string]schema.Attribute{
 					"server_address": schema.StringAttribute{
 						MarkdownDescription: "Registry address, e.g. `registry.example.com:5000`.",
