@@ -69,7 +69,8 @@ func buildBerthd(t *testing.T, env *testenv.Env, dir string) (bin, enginesFile s
 	return bin, enginesFile
 }
 
-// runBerthd starts bin on port with storeArgs choosing its store, and
+// runBerthd starts bin on port with storeArgs choosing its store (and any
+// other flags), and
 // stops it at the end of the test (its log shown if the test failed).
 func runBerthd(t *testing.T, bin, enginesFile string, port int, storeArgs ...string) *berthdProc {
 	t.Helper()
