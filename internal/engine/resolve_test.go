@@ -10,12 +10,12 @@ import (
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 )
 
-// Registry ports of this package's tests: 38995-38999 (issue 7 images).
+// Registry ports of this package's tests: 38996-38999 (issue 7 images).
 func TestResolveImageAtAuthenticatedRegistry(t *testing.T) {
 	env := testenv.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	registry := testenv.StartRegistry(t, 38995, 38999)
+	registry := testenv.StartRegistry(t, 38996, 38999)
 	pushed := registry.Push(ctx, t, env.Engines[0], env.Image, "berth/resolve:v1", "v1")
 	ref := registry.Addr + "/berth/resolve:v1"
 	// Another engine, which has never seen the image, asks the registry.
