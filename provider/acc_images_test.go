@@ -139,6 +139,15 @@ func TestAccImagesPinnedByDigestAcrossHosts(t *testing.T) {
 				Check:            everyHostRuns(&second),
 			},
 			{
+				// Import restores image, pull_triggers and repo_digest.
+				Config:                  imProvider(env, configFile) + containers("release-2"),
+				ResourceName:            "berth_container.app0",
+				ImportState:             true,
+				ImportStateId:           pool + "/app-0",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts"},
+			},
+			{
 				Config:      imProvider(env, wrong) + containers("release-2", "extra"),
 				ExpectError: diagnostic(`Cannot create container pi-images/extra...` + refused + ` as user "berth"...unauthorized`),
 			},

@@ -278,6 +278,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 		}
 	}
 	spec.Options, diags = m.options(ctx, diags)
+	spec.Options.PullTriggers = m.pullTriggers(ctx, &diags)
 	return spec, diags
 }
 
@@ -340,7 +341,6 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		Restart:      types.StringValue(c.Restart),
 		Healthcheck:  types.ObjectNull(healthcheckTypes),
 		RegistryAuth: types.ObjectNull(registryAuthTypes),
-		PullTriggers: types.ListNull(types.StringType),
 		StopTimeout:  types.StringValue(defaultStopTimeout),
 		Timeouts:     timeouts.Value{Object: types.ObjectNull(timeoutsAttrTypes)},
 	}
@@ -377,6 +377,7 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		m.StopTimeout = types.StringValue(c.StopTimeout.String())
 	}
 	diags.Append(m.importRuntime(ctx, c)...)
+	m.importPullTriggers(ctx, c.Options.PullTriggers, &diags)
 	diags.Append(m.observe(ctx, c)...)
 	if len(c.Ports) > 0 {
 		ports := make([]portModel, len(c.Ports))

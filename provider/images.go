@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/distribution/reference"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
@@ -59,4 +61,24 @@ func parseImageReference(image string) error {
 		return fmt.Errorf("%q: %w", image, err)
 	}
 	return nil
+}
+
+// pullTriggers are recorded on the container (engine.ContainerOptions), so
+// that an import restores them: nil when unset, empty when [].
+func (m ContainerResourceModel) pullTriggers(ctx context.Context, diags *diag.Diagnostics) []string {
+	if m.PullTriggers.IsNull() || m.PullTriggers.IsUnknown() {
+		return nil
+	}
+	triggers := []string{}
+	diags.Append(m.PullTriggers.ElementsAs(ctx, &triggers, false)...)
+	return triggers
+}
+
+func (m *ContainerResourceModel) importPullTriggers(ctx context.Context, triggers []string, diags *diag.Diagnostics) {
+	m.PullTriggers = types.ListNull(types.StringType)
+	if triggers != nil {
+		var d diag.Diagnostics
+		m.PullTriggers, d = types.ListValueFrom(ctx, types.StringType, triggers)
+		diags.Append(d...)
+	}
 }

@@ -26,6 +26,9 @@ func TestResolveImageAtAuthenticatedRegistry(t *testing.T) {
 	if err != nil || got != pushed {
 		t.Fatalf("ResolveImage(%s) = %q, %v; want the pushed %s", ref, got, err, pushed)
 	}
+	if _, err := e.api.ImageInspect(ctx, got); err == nil {
+		t.Fatalf("resolving pulled %s onto %s: only the chosen host pulls, at create", got, e.Name())
+	}
 	if err := e.EnsureImage(ctx, got, good); err != nil {
 		t.Fatalf("pull by digest: %v", err)
 	}

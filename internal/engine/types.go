@@ -109,6 +109,9 @@ type ContainerOptions struct {
 	StopSignal string              `json:"stop_signal,omitempty"`
 	Mounts     []Mount             `json:"mounts"`
 	Networks   []NetworkAttachment `json:"networks,omitempty"` // networks of the pool, in order (networks.go)
+	// PullTriggers are berth_container's, recorded for import only: Docker
+	// never sees them.
+	PullTriggers []string `json:"pull_triggers"`
 }
 
 // Mount kinds.
