@@ -2,6 +2,7 @@ package etcdtest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,19 @@ type Options struct {
 	Members   int    // default 3
 	PortFirst int    // default DefaultPortFirst
 	PortLast  int    // default DefaultPortLast
+	TLS       *TLS   // nil: plain HTTP client URLs
+}
+
+// TLS makes the members serve their client URLs over HTTPS and accept
+// only clients with a certificate signed by ClientCAFile. Peers talk plain
+// HTTP to each other on loopback.
+type TLS struct {
+	CertFile     string `json:"cert_file"` // the members' certificate, for 127.0.0.1 (PEM)
+	KeyFile      string `json:"key_file"`
+	ClientCAFile string `json:"client_ca_file"` // the CA of the client certificates (PEM)
+	// Probe is how Start connects to check the members' health: trusting
+	// their CA, with a client certificate.
+	Probe *tls.Config `json:"-"`
 }
 
 // Cluster is a running (or stopped) set of etcd members.
@@ -46,12 +60,14 @@ type Cluster struct {
 	Dir     string    `json:"dir"`
 	Binary  string    `json:"binary"`
 	Token   string    `json:"token"`
+	TLS     *TLS      `json:"tls,omitempty"`
 	Members []*Member `json:"members"`
 }
 
 // Member is one etcd process.
 type Member struct {
 	Name       string `json:"name"`
+	Scheme     string `json:"scheme"` // of the client URL: http or https
 	ClientPort int    `json:"client_port"`
 	PeerPort   int    `json:"peer_port"`
 	PID        int    `json:"pid"`
@@ -62,7 +78,13 @@ type Member struct {
 }
 
 // ClientURL is the member's client endpoint.
-func (m *Member) ClientURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.ClientPort) }
+func (m *Member) ClientURL() string {
+	scheme := m.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, m.ClientPort)
+}
 
 func (m *Member) peerURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.PeerPort) }
 
@@ -114,9 +136,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: opts.Dir, Binary: bin, Token: fmt.Sprintf("berth-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	c := &Cluster{Dir: opts.Dir, Binary: bin, Token: fmt.Sprintf("berth-%d-%d", os.Getpid(), time.Now().UnixNano()), TLS: opts.TLS}
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
 	for i := range n {
-		c.Members = append(c.Members, &Member{Name: fmt.Sprintf("m%d", i), ClientPort: ports[2*i], PeerPort: ports[2*i+1]})
+		c.Members = append(c.Members, &Member{Name: fmt.Sprintf("m%d", i), Scheme: scheme, ClientPort: ports[2*i], PeerPort: ports[2*i+1]})
 	}
 	for _, m := range c.Members {
 		if err := c.launch(m, "new"); err != nil {
@@ -213,7 +239,7 @@ func (c *Cluster) launch(m *Member, state string) error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(c.Binary,
+	args := []string{
 		"--name", m.Name,
 		"--data-dir", filepath.Join(c.Dir, m.Name),
 		"--listen-client-urls", m.ClientURL(), "--advertise-client-urls", m.ClientURL(),
@@ -222,7 +248,12 @@ func (c *Cluster) launch(m *Member, state string) error {
 		"--initial-cluster-state", state,
 		"--initial-cluster-token", c.Token,
 		"--log-level", "warn",
-	)
+	}
+	if c.TLS != nil {
+		args = append(args, "--cert-file", c.TLS.CertFile, "--key-file", c.TLS.KeyFile,
+			"--client-cert-auth", "--trusted-ca-file", c.TLS.ClientCAFile)
+	}
+	cmd := exec.Command(c.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C of the demo's terminal or the end of
 	// `go run` does not reach it; Stop does.
@@ -293,6 +324,9 @@ func (c *Cluster) waitHealthy(ctx context.Context, m *Member) error {
 	ctx, cancel := context.WithTimeout(ctx, healthyTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
+	if c.TLS != nil {
+		client.Transport = &http.Transport{TLSClientConfig: c.TLS.Probe}
+	}
 	var last string
 	for {
 		if !m.running() {

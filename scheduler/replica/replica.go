@@ -51,6 +51,10 @@ type Config struct {
 	// OnLeaderChange is told each time this replica gains or loses the
 	// leadership (for metrics).
 	OnLeaderChange func(leader bool)
+	// Transport carries a standby's proxied requests to the leader (for
+	// an HTTPS leader: the CA that verifies it, a client certificate).
+	// Default http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // Replica is one berthd of several.
@@ -90,6 +94,7 @@ func New(cfg Config) (*Replica, error) {
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger, prefix: cfg.Store.Prefix() + electionBucket + "/"}
 	r.proxy = &httputil.ReverseProxy{
+		Transport: cfg.Transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target, _ := pr.In.Context().Value(targetKey{}).(*url.URL)
 			pr.SetURL(target)

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -100,9 +102,38 @@ func OpenEtcd(cfg EtcdConfig) (*Etcd, error) {
 	defer cancel()
 	if _, err := client.Get(clientv3.WithRequireLeader(ctx), prefix+"\x00probe", clientv3.WithCountOnly()); err != nil {
 		_ = client.Close()
+		if cfg.TLS != nil {
+			if tlsErr := handshake(cfg.Endpoints, cfg.TLS, dial); tlsErr != nil {
+				return nil, fmt.Errorf("store: %w", tlsErr)
+			}
+		}
 		return nil, fmt.Errorf("%w: etcd at %s does not answer within %s: %w", ErrUnavailable, strings.Join(cfg.Endpoints, ","), dial, err)
 	}
 	return e, nil
+}
+
+// handshake explains a failed first request over TLS: gRPC reports only
+// its deadline, so a certificate etcd's members do not accept, or one of
+// theirs this client does not trust, is found by a TLS handshake of our
+// own with each endpoint. It returns the first handshake that fails.
+func handshake(endpoints []string, cfg *tls.Config, timeout time.Duration) error {
+	for _, endpoint := range endpoints {
+		u, err := url.Parse(endpoint)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: cfg}
+		conn, err := dialer.Dial("tcp", u.Host)
+		if err != nil {
+			var opErr *net.OpError
+			if errors.As(err, &opErr) && opErr.Op == "dial" {
+				continue // no connection at all: not a TLS problem
+			}
+			return fmt.Errorf("TLS handshake with etcd at %s failed: %w", endpoint, err)
+		}
+		_ = conn.Close()
+	}
+	return nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -50,6 +50,7 @@ type config struct {
 	listen, dataDir, engines, tokens string
 	tlsCert, tlsKey, clientCA, url   string
 	registryAuth                     string
+	peerCA                           string
 	logLevel                         slog.Level
 	etcd                             etcdFlags
 }
@@ -66,6 +67,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "the certificate's key (PEM)")
 	fs.StringVar(&cfg.clientCA, "client-ca", "", "require client certificates signed by this CA (PEM)")
 	fs.StringVar(&cfg.registryAuth, "registry-auth", "", "registries.json: credentials for pulling images (entries like the provider's registry_auth)")
+	fs.StringVar(&cfg.peerCA, "peer-ca", "", "replicas on HTTPS: verify the leader a standby proxies to with this CA (PEM; default: the system's roots)")
 	fs.StringVar(&cfg.url, "url", "", "the URL clients reach berthd at, written into its pools' records (default: from --listen)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	cfg.etcd.register(fs)
@@ -210,15 +212,24 @@ func serverTLS(cfg config) (*tls.Config, error) {
 	}
 	out := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.clientCA != "" {
-		pem, err := os.ReadFile(cfg.clientCA)
+		pool, err := certPool("--client-ca", cfg.clientCA)
 		if err != nil {
-			return nil, fmt.Errorf("--client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", cfg.clientCA)
+			return nil, err
 		}
 		out.ClientCAs, out.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return out, nil
+}
+
+// certPool reads the PEM certificates of file, given by flag.
+func certPool(flag, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", flag, file)
+	}
+	return pool, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,6 +82,11 @@ func openServer(cfg config, log *slog.Logger, url string, newServer func(store.S
 	if err != nil {
 		return nil, err
 	}
+	proxyTransport, err := peerTransport(cfg)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	var rep *replica.Replica
 	// Only the leader counts the leases, so that they are not counted once
 	// per replica.
@@ -96,6 +102,7 @@ func openServer(cfg config, log *slog.Logger, url string, newServer func(store.S
 		TTL:            cfg.etcd.leaderTTL,
 		Logger:         log,
 		OnLeaderChange: m.LeaderChanged,
+		Transport:      proxyTransport,
 		Lead: func(ctx context.Context, fenced store.Store) (http.Handler, func(context.Context) error, error) {
 			srv, err := newServer(fenced)
 			if err != nil {
@@ -112,6 +119,39 @@ func openServer(cfg config, log *slog.Logger, url string, newServer func(store.S
 		return nil, err
 	}
 	return replicated{Replica: rep, st: st}, nil
+}
+
+// peerTransport is how a standby reaches an HTTPS leader: verifying it
+// with --peer-ca, and presenting this replica's own certificate when the
+// replicas require client certificates (--client-ca). nil: the default.
+func peerTransport(cfg config) (http.RoundTripper, error) {
+	if cfg.peerCA == "" && cfg.clientCA == "" {
+		return nil, nil
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.peerCA != "" {
+		pool, err := certPool("--peer-ca", cfg.peerCA)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig.RootCAs = pool
+	}
+	if cfg.clientCA != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig.Certificates = []tls.Certificate{cert}
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		TLSClientConfig:       tlsConfig,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}, nil
 }
 
 // single is one berthd on its bolt file.
