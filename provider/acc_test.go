@@ -151,6 +151,13 @@ type cliWorkspace struct {
 // with a dev override, so no registry is involved.
 func newCLIWorkspace(t *testing.T, env *testenv.Env, config string) *cliWorkspace {
 	t.Helper()
+	return newCLIWorkspaceWith(t, env, buildProvider(t, env), config)
+}
+
+// buildProvider builds the provider binary into a directory of its own,
+// which workspaces made with newCLIWorkspaceWith share.
+func buildProvider(t *testing.T, env *testenv.Env) string {
+	t.Helper()
 	if env.TerraformPath == "" {
 		t.Fatal("TF_ACC_TERRAFORM_PATH is not set: run `make engines-up` and source its engines.env")
 	}
@@ -159,6 +166,12 @@ func newCLIWorkspace(t *testing.T, env *testenv.Env, config string) *cliWorkspac
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the provider: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// newCLIWorkspaceWith is newCLIWorkspace with the provider binary built in bin.
+func newCLIWorkspaceWith(t *testing.T, env *testenv.Env, bin, config string) *cliWorkspace {
+	t.Helper()
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "terraformrc")
 	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides { \"registry.terraform.io/berthsh/berth\" = %q }\n  direct {}\n}\n", bin)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler"
 )
@@ -155,6 +157,10 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 			hostErrs = append(hostErrs, held.Error())
 			// Placement only: the container's constraints label stays as configured.
 			req.Constraints = append(slices.Clip(req.Constraints), scheduler.NodeNameLabel+" != "+held.host)
+		case retry:
+			// What racing processes cost: counted by the stress tests, and
+			// seen with TF_LOG_PROVIDER=INFO.
+			tflog.Info(ctx, yieldLogMessage, map[string]any{"pool": spec.Pool, "container": spec.Name, "host": res.Host, "reason": err.Error()})
 		}
 		if retry {
 			continue
@@ -163,6 +169,10 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 	}
 	return ContainerState{}, withHostErrors(fmt.Errorf("placing %s in pool %s: gave up after %d attempts lost to concurrent creates", spec.Name, spec.Pool, maxPlacementAttempts), hostErrs)
 }
+
+// yieldLogMessage is logged each time a create yields to a container of
+// another process and places again.
+const yieldLogMessage = "berth: create yielded"
 
 // errYielded is a create that yielded on its host to a container another
 // process created first; the container was removed.
@@ -258,7 +268,7 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	}
 	if err != nil && (engine.IsUnreachable(err) || ctx.Err() != nil) {
 		// The engine may have made the container all the same.
-		return "", b.afterFailedCreate(eng, spec, res, hostOrRequest(eng, spec, err))
+		return "", b.afterFailedCreate(eng, spec, res, hostOrRequest(eng, spec, err), ctx.Err() != nil)
 	}
 	if err != nil {
 		return "", hostOrRequest(eng, spec, err)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -106,15 +107,26 @@ func (b *Embedded) removeLeftover(ctx context.Context, host, id string) error {
 	return nil
 }
 
+// interruptedCreateWait bounds the last wait for the container of a
+// cancelled create to show up (50 ms doubling: about 1.5 s in all).
+const interruptedCreateWait = 800 * time.Millisecond
+
 // afterFailedCreate looks for the container a failed create call may have
 // made all the same (the engine made it, the answer was lost, or the
 // create was cancelled), by name and reservation label, and removes it,
 // even after ctx ended. A container that cannot be removed comes back as a
 // *leftoverError, so that state tracks it.
-func (b *Embedded) afterFailedCreate(eng *engine.Engine, spec ContainerSpec, res scheduler.Reservation, why error) error {
+func (b *Embedded) afterFailedCreate(eng *engine.Engine, spec ContainerSpec, res scheduler.Reservation, why error, cancelled bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
 	c, err := eng.InspectContainer(ctx, engine.DockerName(spec.Pool, spec.Name))
+	// A create cancelled on the way (Ctrl-C) goes on in the engine, which
+	// registers the container only some time later: look again for a
+	// short while before deciding that nothing was made.
+	for wait := 50 * time.Millisecond; cancelled && err == nil && c == nil && wait <= interruptedCreateWait; wait *= 2 {
+		time.Sleep(wait)
+		c, err = eng.InspectContainer(ctx, engine.DockerName(spec.Pool, spec.Name))
+	}
 	if err != nil || c == nil || c.ReservationID != res.ID {
 		return why // nothing made, or no way to know: the next apply finds it (interrupted)
 	}
