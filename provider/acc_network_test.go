@@ -168,6 +168,16 @@ resource "berth_network" "lan" {
 				ImportStateVerify: true,
 			},
 			{
+				// networks come back from the container's record.
+				Config:            config,
+				ResourceName:      "berth_container.a",
+				ImportState:       true,
+				ImportStateId:     pool + "/a",
+				ImportStateVerify: true,
+				// external = 0 means any port; the engine records the one picked.
+				ImportStateVerifyIgnore: []string{"ports.0.external"},
+			},
+			{
 				Config:      bad(`host = "node1"` + "\n" + `networks = [{ name = berth_network.lan.name, ipv4_address = "10.231.0.90" }]`),
 				PlanOnly:    true,
 				ExpectError: diagnostic(`Address on another host...with berth_container.d...networks\[0\].ipv4_address = "10.231.0.90" is in host "node2"'s slice of network "lan" \(node1 10.231.0.0/26, node2 10.231.0.64/26\), but host puts the container on "node1"`),
