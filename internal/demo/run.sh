@@ -10,10 +10,17 @@
 # script creates) and sends one request through the three tiers;
 # `run.sh three-tier-down` destroys it, removes the bridge and stops the
 # engines.
+# `run.sh failover-up` runs two berthd replicas on a 3-member etcd,
+# applies the quickstart through them, kills the leader with kill -9 and
+# applies again through the survivor; `run.sh failover-down` destroys it
+# and stops everything (a failed failover-up cleans up by itself).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 export BERTH_ENGINES_DIR="${BERTH_ENGINES_DIR:-/tmp/berth-engines}"
-WORK="${BERTH_DEMO_DIR:-/tmp/berth-demo}"
+case "${1:-up}" in
+  failover-*) WORK="${BERTH_DEMO_DIR:-/tmp/berth-demo-failover}" ;;
+  *) WORK="${BERTH_DEMO_DIR:-/tmp/berth-demo}" ;;
+esac
 
 provider_env() {
   mkdir -p "$WORK/bin"
@@ -50,10 +57,10 @@ up() {
 BERTHD_LISTEN="${BERTHD_LISTEN:-127.0.0.1:8700}"
 export BERTH_SCHEDULER_TOKEN="${BERTH_SCHEDULER_TOKEN:-berth-demo-admin-token}"
 
-# berthd_up writes engines.json (node3 over verified TLS, with its
+# engines_json writes engines.json (node3 over verified TLS, with its
 # certificates: the credentials live in berthd, not in the workspace) and
-# starts berthd, waiting until it is ready.
-berthd_up() {
+# builds berthd.
+engines_json() {
   (cd "$ROOT" && go build -o "$WORK/bin/berthd" ./scheduler/cmd/berthd)
   cat >"$WORK/engines.json" <<JSON
 {
@@ -63,29 +70,44 @@ berthd_up() {
             "tls": {"ca_file": "$BERTH_TEST_TLS_CA", "cert_file": "$BERTH_TEST_TLS_CERT", "key_file": "$BERTH_TEST_TLS_KEY"}}
 }
 JSON
-  BERTHD_ADMIN_TOKEN="$BERTH_SCHEDULER_TOKEN" nohup "$WORK/bin/berthd" serve --listen "$BERTHD_LISTEN" \
-    --data-dir "$WORK/berthd-data" --engines "$WORK/engines.json" >"$WORK/berthd.log" 2>&1 &
-  echo $! >"$WORK/berthd.pid"
+}
+
+# start_berthd LISTEN ARGS... starts berthd in the background (pid in
+# $WORK/berthd-PORT.pid, log in $WORK/berthd-PORT.log) and waits until its
+# /healthz answers 200.
+start_berthd() {
+  local listen=$1 port=${1##*:}
+  shift
+  BERTHD_ADMIN_TOKEN="$BERTH_SCHEDULER_TOKEN" nohup "$WORK/bin/berthd" serve --listen "$listen" \
+    --engines "$WORK/engines.json" "$@" >"$WORK/berthd-$port.log" 2>&1 &
+  echo $! >"$WORK/berthd-$port.pid"
   for _ in $(seq 1 300); do
-    if curl -fsS "http://$BERTHD_LISTEN/healthz" >/dev/null 2>&1; then
-      echo "berthd is ready at http://$BERTHD_LISTEN (log: $WORK/berthd.log)"
+    if curl -fsS "http://$listen/healthz" >/dev/null 2>&1; then
+      echo "berthd is ready at http://$listen (log: $WORK/berthd-$port.log)"
       return
     fi
     sleep 0.2
   done
-  cat "$WORK/berthd.log" >&2
-  echo "berthd did not become ready" >&2
+  cat "$WORK/berthd-$port.log" >&2
+  echo "berthd at $listen did not become ready" >&2
   exit 1
 }
 
-berthd_down() {
-  if [ -f "$WORK/berthd.pid" ]; then
-    kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
-    rm -f "$WORK/berthd.pid"
-  fi
+berthd_up() {
+  engines_json
+  start_berthd "$BERTHD_LISTEN" --data-dir "$WORK/berthd-data"
 }
 
-# remote_workspace is the quickstart, its provider block switched to
+berthd_down() {
+  local pid
+  for pid in "$WORK"/berthd-*.pid; do
+    [ -f "$pid" ] || continue
+    kill "$(cat "$pid")" 2>/dev/null || true
+    rm -f "$pid"
+  done
+}
+
+# remote_workspace URLS is the quickstart, its provider block switched to
 # remote mode by an override file (the engines are berthd's now).
 remote_workspace() {
   mkdir -p "$WORK/remote"
@@ -93,9 +115,18 @@ remote_workspace() {
   cat >"$WORK/remote/remote_override.tf" <<TF
 provider "berth" {
   engines       = null
-  scheduler_url = "http://$BERTHD_LISTEN"
+  scheduler_url = "$1"
 }
 TF
+}
+
+# apply_remote applies the quickstart in $WORK/remote: the pool first (in
+# practice by an admin workspace: a plan can only take leases in a pool
+# berthd already holds), then the rest.
+apply_remote() {
+  cd "$WORK/remote"
+  "$TF_ACC_TERRAFORM_PATH" apply -auto-approve -input=false -target=berth_pool.demo "${VARS[@]}"
+  "$TF_ACC_TERRAFORM_PATH" apply -auto-approve -input=false "${VARS[@]}"
 }
 
 remote_up() {
@@ -104,7 +135,7 @@ remote_up() {
   provider_env
   engine_vars
   berthd_up
-  remote_workspace
+  remote_workspace "http://$BERTHD_LISTEN"
   cd "$WORK/remote"
   local tf="$TF_ACC_TERRAFORM_PATH"
   # Pools are set up first (in practice by an admin workspace): a plan can
@@ -177,6 +208,119 @@ three_tier_down() {
   rm -rf "$WORK"
 }
 
+# The failover demo: etcd members on 127.0.0.1 (client port, peer port
+# +1), berthd replicas on 8701 and 8702.
+ETCD_CLIENT_PORTS=(2379 2479 2579)
+REPLICAS=(127.0.0.1:8701 127.0.0.1:8702)
+
+etcd_up() {
+  local etcd cluster="" i port
+  etcd=$(bash "$ROOT/internal/testenv/etcd.sh")
+  for i in 0 1 2; do
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:$((ETCD_CLIENT_PORTS[i] + 1))"
+  done
+  mkdir -p "$WORK/etcd"
+  for i in 0 1 2; do
+    port=${ETCD_CLIENT_PORTS[i]}
+    nohup "$etcd" --name "m$i" --data-dir "$WORK/etcd/m$i" \
+      --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+      --listen-peer-urls "http://127.0.0.1:$((port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token berth-demo \
+      --log-level warn >"$WORK/etcd/m$i.log" 2>&1 &
+    echo $! >"$WORK/etcd/m$i.pid"
+  done
+  for port in "${ETCD_CLIENT_PORTS[@]}"; do
+    for _ in $(seq 1 150); do
+      curl -fsS "http://127.0.0.1:$port/health" 2>/dev/null | grep -q '"health":"true"' && continue 2
+      sleep 0.2
+    done
+    cat "$WORK"/etcd/*.log >&2
+    echo "etcd member on port $port did not become healthy" >&2
+    exit 1
+  done
+  echo "etcd: 3 members on 127.0.0.1:${ETCD_CLIENT_PORTS[*]} (logs: $WORK/etcd)"
+}
+
+etcd_down() {
+  local pid
+  for pid in "$WORK"/etcd/*.pid; do
+    [ -f "$pid" ] || continue
+    kill "$(cat "$pid")" 2>/dev/null || true
+    rm -f "$pid"
+  done
+}
+
+# leader_among LISTEN... prints the one whose /healthz says it leads and
+# is ready, waiting for the election.
+leader_among() {
+  local listen
+  for _ in $(seq 1 300); do
+    for listen in "$@"; do
+      if curl -fsS "http://$listen/healthz" 2>/dev/null | grep -q '"role":"leader"'; then
+        echo "$listen"
+        return
+      fi
+    done
+    sleep 0.1
+  done
+  echo "no replica became leader" >&2
+  exit 1
+}
+
+failover_up() {
+  trap 'echo "failover demo failed; cleaning up" >&2; failover_down' ERR
+  bash "$ROOT/internal/testenv/tools.sh"
+  bash "$ROOT/internal/testenv/engines.sh" up
+  provider_env
+  engine_vars
+  etcd_up
+  engines_json
+  local endpoints listen leader standby
+  endpoints=$(printf 'http://127.0.0.1:%s,' "${ETCD_CLIENT_PORTS[@]}")
+  for listen in "${REPLICAS[@]}"; do
+    start_berthd "$listen" --store etcd --etcd-endpoints "${endpoints%,}" --leader-ttl 2s
+  done
+  leader=$(leader_among "${REPLICAS[@]}")
+  standby=${REPLICAS[0]}
+  [ "$standby" != "$leader" ] || standby=${REPLICAS[1]}
+  echo "leader: http://$leader; standby: http://$standby (it proxies to the leader)"
+  remote_workspace "http://$leader,http://$standby"
+  apply_remote
+  echo
+  "$TF_ACC_TERRAFORM_PATH" output -raw placement
+  echo
+  echo "kill -9 of the leader, http://$leader"
+  local killed=$SECONDS
+  kill -9 "$(cat "$WORK/berthd-${leader##*:}.pid")"
+  rm -f "$WORK/berthd-${leader##*:}.pid"
+  leader_among "$standby" >/dev/null
+  echo "http://$standby leads now ($((SECONDS - killed))s after the kill): $(curl -fsS "http://$standby/healthz")"
+  echo
+  echo "terraform apply again, with scheduler_url still listing the dead leader first:"
+  "$TF_ACC_TERRAFORM_PATH" apply -auto-approve -input=false "${VARS[@]}"
+  "$TF_ACC_TERRAFORM_PATH" plan -detailed-exitcode -input=false "${VARS[@]}" >/dev/null
+  echo "converged: the replan through the new leader is empty"
+  echo
+  "$TF_ACC_TERRAFORM_PATH" output -raw placement
+  echo
+  echo "status page: http://$standby/#token=$BERTH_SCHEDULER_TOKEN; clean up with make demo-failover-down"
+  trap - ERR
+}
+
+failover_down() {
+  trap - ERR
+  set +e
+  if [ -f "$BERTH_ENGINES_DIR/engines.env" ] && [ -d "$WORK/remote" ] && compgen -G "$WORK/berthd-*.pid" >/dev/null; then
+    provider_env
+    engine_vars
+    (cd "$WORK/remote" && "$TF_ACC_TERRAFORM_PATH" destroy -auto-approve -input=false "${VARS[@]}")
+  fi
+  berthd_down
+  etcd_down
+  bash "$ROOT/internal/testenv/engines.sh" down
+  rm -rf "$WORK"
+}
+
 case "${1:-up}" in
   up) up ;;
   down) down ;;
@@ -184,5 +328,7 @@ case "${1:-up}" in
   remote-down) remote_down ;;
   three-tier-up) three_tier_up ;;
   three-tier-down) three_tier_down ;;
-  *) echo "usage: $0 [up|down|remote-up|remote-down|three-tier-up|three-tier-down]" >&2; exit 2 ;;
+  failover-up) failover_up ;;
+  failover-down) failover_down ;;
+  *) echo "usage: $0 [up|down|remote-up|remote-down|three-tier-up|three-tier-down|failover-up|failover-down]" >&2; exit 2 ;;
 esac
