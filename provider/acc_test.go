@@ -46,6 +46,7 @@ type accPoolHost struct {
 	CPU        float64
 	Memory     string
 	PortMin    int
+	PortCount  int // size of port_range; 0 means 100
 	MaxPerHost int // max_containers; 0 leaves it out
 }
 
@@ -54,7 +55,11 @@ func accPool(name, strategy string, hosts []accPoolHost) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "resource \"berth_pool\" %q {\n  name = %q\n  strategy = %q\n  hosts = {\n", name, name, strategy)
 	for _, h := range hosts {
-		fmt.Fprintf(&b, "    %s = {\n      cpu = %g\n      memory = %q\n      port_range = \"%d-%d\"\n", h.Engine, h.CPU, h.Memory, h.PortMin, h.PortMin+99)
+		ports := h.PortCount
+		if ports == 0 {
+			ports = 100
+		}
+		fmt.Fprintf(&b, "    %s = {\n      cpu = %g\n      memory = %q\n      port_range = \"%d-%d\"\n", h.Engine, h.CPU, h.Memory, h.PortMin, h.PortMin+ports-1)
 		if h.MaxPerHost > 0 {
 			fmt.Fprintf(&b, "      max_containers = %d\n", h.MaxPerHost)
 		}

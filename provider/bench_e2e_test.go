@@ -10,14 +10,19 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
@@ -26,114 +31,140 @@ import (
 // The benchmark's shape, as the README states it.
 const (
 	benchPool        = "bench-e2e"
-	benchCreates     = 60  // containers created by each contender
-	benchExisting    = 300 // containers refreshed by the timed plan
-	benchParallelism = 10  // terraform -parallelism, and docker CLI workers
-	benchRounds      = 5   // alternating rounds of each contender; plans timed
+	benchParallelism = 10 // terraform -parallelism, and the engine loops' workers
+	benchPlanRounds  = 3  // plans timed per size; the best counts
 	benchCPU         = 0.1
 	benchMemory      = "32MiB"
-	benchMemoryCLI   = "32m"
-	benchApplyTarget = 1.15
-	benchPlanTarget  = 2500 * time.Millisecond
+	benchMemoryBytes = 32 << 20
+	benchLoopPrefix  = "bench-loop-"
 )
 
-// Host ports: Berth's port ranges (100 per engine), then the docker CLI's
-// explicit ports.
+// Targets (issue 6): apply and destroy against the engine's own limit, the
+// loops through the Docker API; plan of N existing containers in absolute
+// time (reported, never asserted).
 const (
-	benchPortMin, benchPortMax       = 53000, 55999
-	benchCLIPortMin, benchCLIPortMax = 56000, 58999
+	benchApplyTarget   = 1.10
+	benchDestroyTarget = 1.30
 )
 
-// TestBenchE2E times, in one run on the test engines: (a) terraform apply of
-// 60 containers at -parallelism=10 through the real provider binary against
-// the docker CLI creating the same containers with 10 workers, in
-// alternating rounds, since other work on the machine changes both; (b)
-// terraform plan, refresh included, of 300 existing containers, and the
-// engine API calls that plan makes. It is built only with the bench tag
-// (make bench-e2e). Times are reported against their targets, never asserted;
-// what each side created is.
+var benchPlanTargets = map[int]time.Duration{300: 800 * time.Millisecond, 1000: 2700 * time.Millisecond}
+
+// Host ports: Berth's port ranges (one block per engine, sized to the
+// run), then the engine loop's explicit ports.
+const (
+	benchPortMin, benchPortMax         = 53000, 55999
+	benchLoopPortMin, benchLoopPortMax = 56000, 58999
+)
+
+// benchSizes reads BERTH_BENCH_SIZES ("300,1000" by default): 1,000
+// containers take minutes on 2 cores, so iterate at 300.
+func benchSizes(t *testing.T) []int {
+	t.Helper()
+	text := os.Getenv("BERTH_BENCH_SIZES")
+	if text == "" {
+		text = "300,1000"
+	}
+	var sizes []int
+	for _, field := range strings.Split(text, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n <= 0 {
+			t.Fatalf("BERTH_BENCH_SIZES=%q: want sizes like 300,1000", text)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// TestBenchE2E times, in one run on the test engines and for each size N:
+// the engine's own limit (a Go loop creating and starting N containers
+// straight through the Docker API, 10 at a time, then one force-removing
+// them), terraform apply of the same N containers at -parallelism=10
+// through the real provider binary, terraform plan (refresh included) of
+// the N existing ones, and terraform destroy. It counts the engine API
+// calls of the refresh plan and of a plan that adds one container, per
+// engine. Built only with the bench tag (make bench-e2e). Times are
+// reported against their targets, never asserted; what each side created is.
 func TestBenchE2E(t *testing.T) {
 	env := testenv.Require(t)
 	set := accEngines(t, env)
 	cleanupPool(t, set, benchPool)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Minute)
 	defer cancel()
+	clients := benchClients(t, env)
+	t.Cleanup(func() { benchRemoveLoop(context.Background(), clients) })
 
-	layout := benchLayout{env: env, endpoints: map[string]string{}, hosts: benchHosts(t, env)}
+	layout := benchLayout{env: env, endpoints: map[string]string{}, hosts: benchHosts(t, env, 0)}
 	for _, e := range env.Engines {
 		layout.endpoints[e.Name] = e.Socket
 	}
-	w := newCLIWorkspace(t, env, layout.config(0, 0))
-	w.mustRun(ctx, "apply", "-auto-approve")
+	w := newCLIWorkspace(t, env, layout.config(0))
 	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 
-	// (a) Each round, both contenders start from engines without the
-	// benchmark's containers; the last round's stay for (b).
 	var report strings.Builder
-	fmt.Fprintf(&report, "\nbench-e2e: %d containers (%g CPU, %s, one published port) over %d engines, %d at a time (load average %s)\n",
-		benchCreates, benchCPU, benchMemory, len(env.Engines), benchParallelism, loadAverage())
-	fmt.Fprintf(&report, "  round  docker CLI (docker run -d)  terraform apply  ratio\n")
-	var cliTimes, applyTimes []time.Duration
-	var ratios []float64
-	for round := range benchRounds {
-		if round > 0 {
-			layout.hosts = benchHosts(t, env)
-			w.write(layout.config(0, 0))
-			w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+	fmt.Fprintf(&report, "\nbench-e2e: containers of %g CPU, %s, one published port, restart unless-stopped, over %d engines, %d at a time\n",
+		benchCPU, benchMemory, len(env.Engines), benchParallelism)
+	fmt.Fprintf(&report, "  %6s  %-16s  %10s  %10s  %7s  %10s  %10s  %10s  %7s\n",
+		"N", "load average", "API loop", "apply", "ratio", "plan", "remove loop", "destroy", "ratio")
+	var notes strings.Builder
+	for _, n := range benchSizes(t) {
+		load := loadAverage()
+		layout.hosts = benchHosts(t, env, n)
+		w.write(layout.config(0))
+		w.mustRun(ctx, "apply", "-auto-approve")
+
+		loopCreate, loopRemove := benchEngineLoop(ctx, t, env, clients, n)
+
+		w.write(layout.config(n))
+		apply := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+		checkBenchPool(ctx, t, set, n)
+		var plans []time.Duration
+		for range benchPlanRounds {
+			plans = append(plans, w.mustRun(ctx, "plan", "-detailed-exitcode"))
 		}
-		cliTime := benchDockerCLI(ctx, t, env, freePortBlock(t, benchCLIPortMin, benchCLIPortMax, benchCreates))
-		w.write(layout.config(benchCreates, 0))
-		applyTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
-		checkBenchPool(ctx, t, set, benchCreates)
-		cliTimes, applyTimes = append(cliTimes, cliTime), append(applyTimes, applyTime)
-		ratios = append(ratios, applyTime.Seconds()/cliTime.Seconds())
-		fmt.Fprintf(&report, "  %5d  %24.2f s  %13.2f s  %.2fx\n", round+1, cliTime.Seconds(), applyTime.Seconds(), ratios[round])
-	}
-	bestCLI, bestApply := slices.Min(cliTimes), slices.Min(applyTimes)
-	fmt.Fprintf(&report, "  best   %24.2f s  %13.2f s  %.2fx\n", bestCLI.Seconds(), bestApply.Seconds(), bestApply.Seconds()/bestCLI.Seconds())
-	// Each round's contenders ran back to back, under much the same load.
-	slices.Sort(ratios)
-	median := ratios[len(ratios)/2]
-	fmt.Fprintf(&report, "  median ratio of the rounds: %.2fx (target <= %.2fx: %s)\n", median, benchApplyTarget, verdict(median <= benchApplyTarget))
+		plan := slices.Min(plans)
 
-	// (b) Fill up to 300, then refresh them all in plans that find nothing to do.
-	w.write(layout.config(benchCreates, benchExisting-benchCreates))
-	fillTime := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
-	checkBenchPool(ctx, t, set, benchExisting)
-	fmt.Fprintf(&report, "bench-e2e: %d existing containers (terraform apply of the %d more: %.2f s)\n",
-		benchExisting, benchExisting-benchCreates, fillTime.Seconds())
-	var planTimes []time.Duration
-	for range benchRounds {
-		planTimes = append(planTimes, w.mustRun(ctx, "plan", "-detailed-exitcode"))
-	}
-	bestPlan := slices.Min(planTimes)
-	fmt.Fprintf(&report, "  terraform plan, refresh of %d: %s; best %.2f s (target < %.1f s: %s)\n",
-		benchExisting, seconds(planTimes), bestPlan.Seconds(), benchPlanTarget.Seconds(), verdict(bestPlan < benchPlanTarget))
+		// The same plan, then one adding a container, through counting
+		// proxies, untimed: a proxy adds latency.
+		refresh, addOne := newAPICounters(t, env), newAPICounters(t, env)
+		counted := layout
+		counted.endpoints = refresh.endpoints
+		w.write(counted.config(n))
+		w.mustRun(ctx, "plan", "-detailed-exitcode")
+		counted.endpoints = addOne.endpoints
+		w.write(counted.config(n + 1))
+		if out, err := w.run(ctx, "plan", "-detailed-exitcode"); err == nil || !strings.Contains(out, "1 to add, 0 to change, 0 to destroy") {
+			t.Fatalf("plan adding one container: %v\n%s", err, out)
+		}
 
-	// The same plan again through counting proxies, untimed: a proxy adds latency.
-	counter := &apiCounter{calls: map[string]int{}}
-	proxied := make(map[string]string, len(env.Engines))
-	for _, e := range env.Engines {
-		proxied[e.Name] = counter.proxy(t, e.Socket)
+		w.write(layout.config(n))
+		destroy := w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
+		checkBenchPool(ctx, t, set, 0)
+
+		applyRatio, destroyRatio := apply.Seconds()/loopCreate.Seconds(), destroy.Seconds()/loopRemove.Seconds()
+		fmt.Fprintf(&report, "  %6d  %-16s  %8.2f s  %8.2f s  %6.2fx  %8.2f s  %8.2f s  %8.2f s  %6.2fx\n",
+			n, load, loopCreate.Seconds(), apply.Seconds(), applyRatio, plan.Seconds(), loopRemove.Seconds(), destroy.Seconds(), destroyRatio)
+		fmt.Fprintf(&notes, "  N=%d: apply %.2fx of the API loop (target <= %.2fx: %s); destroy %.2fx of the remove loop (target <= %.2fx: %s)",
+			n, applyRatio, benchApplyTarget, verdict(applyRatio <= benchApplyTarget), destroyRatio, benchDestroyTarget, verdict(destroyRatio <= benchDestroyTarget))
+		if target, ok := benchPlanTargets[n]; ok {
+			fmt.Fprintf(&notes, "; plan %.2f s (target <= %.1f s: %s)", plan.Seconds(), target.Seconds(), verdict(plan <= target))
+		}
+		fmt.Fprintf(&notes, "\n    plans: %s\n    engine API calls, refresh plan: %s\n    engine API calls, plan adding one container: %s\n",
+			seconds(plans), refresh.summary(), addOne.summary())
 	}
-	layout.endpoints = proxied
-	w.write(layout.config(benchCreates, benchExisting-benchCreates))
-	w.mustRun(ctx, "plan", "-detailed-exitcode")
-	fmt.Fprintf(&report, "  engine API calls of that plan: %s\n", counter.summary())
+	fmt.Fprintf(&report, "%s  load average at the end: %s\n", notes.String(), loadAverage())
 	t.Log(report.String())
 }
 
 // benchLayout is the benchmark's workspace: engines reached on endpoints
-// (unix sockets, like the docker CLI), and a pool over them with hosts.
+// (unix sockets), and a pool over them with hosts.
 type benchLayout struct {
 	env       *testenv.Env
 	endpoints map[string]string
 	hosts     []accPoolHost
 }
 
-// config renders the workspace with `published` containers, each with a
-// port Berth picks, and `idle` ones without.
-func (l benchLayout) config(published, idle int) string {
+// config renders the workspace with n containers, each with a port Berth picks.
+func (l benchLayout) config(n int) string {
 	env := l.env
 	var b strings.Builder
 	b.WriteString("provider \"berth\" {\n  engines = {\n")
@@ -142,32 +173,30 @@ func (l benchLayout) config(published, idle int) string {
 	}
 	b.WriteString("  }\n}\n")
 	b.WriteString(accPool(benchPool, "spread", l.hosts))
-	container := func(resource, ports string, count int) {
-		fmt.Fprintf(&b, `resource "berth_container" %q {
+	fmt.Fprintf(&b, `resource "berth_container" "web" {
   count  = %d
   pool   = berth_pool.%s.id
-  name   = "%s-${count.index}"
+  name   = "web-${count.index}"
   image  = %q
   cpu    = %g
   memory = %q
-%s}
-`, resource, count, benchPool, resource, env.Image, benchCPU, benchMemory, ports)
-	}
-	container("web", "  ports  = [{ internal = 8080, external = 0 }]\n", published)
-	container("idle", "", idle)
+  ports  = [{ internal = 8080, external = 0 }]
+}
+`, n, benchPool, env.Image, benchCPU, benchMemory)
 	return b.String()
 }
 
-// benchHosts gives every engine the same capacity and a port range of 100
-// ports free right now.
-func benchHosts(t *testing.T, env *testenv.Env) []accPoolHost {
+// benchHosts gives every engine room for its share of n containers (and
+// one more), with a block of host ports free right now.
+func benchHosts(t *testing.T, env *testenv.Env, n int) []accPoolHost {
 	t.Helper()
 	hosts := make([]accPoolHost, len(env.Engines))
+	ports := max(100, n/len(env.Engines)+50)
 	from := benchPortMin
 	for i, e := range env.Engines {
-		start := freePortBlock(t, from, benchPortMax, 100)
-		hosts[i] = accPoolHost{Engine: e.Name, CPU: 16, Memory: "8GiB", PortMin: start}
-		from = start + 100
+		start := freePortBlock(t, from, benchPortMax, ports)
+		hosts[i] = accPoolHost{Engine: e.Name, CPU: 128, Memory: "64GiB", PortMin: start, PortCount: ports}
+		from = start + ports
 	}
 	return hosts
 }
@@ -181,18 +210,40 @@ func freePortBlock(t *testing.T, from, to, n int) int {
 	t.Helper()
 	start := from
 	for port := from; port <= to; port++ {
-		listener, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
+		if !portFree(port) {
 			start = port + 1
 			continue
 		}
-		_ = listener.Close()
 		if port-start+1 == n {
 			return start
 		}
 	}
 	t.Fatalf("no %d consecutive free ports in %d-%d", n, from, to)
 	return 0
+}
+
+// freePorts returns n ports of [from, to] that can be bound right now.
+func freePorts(t *testing.T, from, to, n int) []int {
+	t.Helper()
+	var ports []int
+	for port := from; port <= to && len(ports) < n; port++ {
+		if portFree(port) {
+			ports = append(ports, port)
+		}
+	}
+	if len(ports) < n {
+		t.Fatalf("only %d free ports in %d-%d, want %d", len(ports), from, to, n)
+	}
+	return ports
+}
+
+func portFree(port int) bool {
+	listener, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	_ = listener.Close()
+	return true
 }
 
 // mustRun runs Terraform, fails the test on error, and returns the wall time.
@@ -207,80 +258,115 @@ func (w *cliWorkspace) mustRun(ctx context.Context, args ...string) time.Duratio
 	return took
 }
 
-// benchDockerCLI creates the benchmark's containers with `docker run -d`,
-// benchParallelism workers, container i on engine i mod 3 with host port
-// firstPort+i; it returns the wall time, then checks they run and removes
-// them.
-func benchDockerCLI(ctx context.Context, t *testing.T, env *testenv.Env, firstPort int) time.Duration {
+// benchClients opens a plain Docker API client per engine, as any program
+// would: the loops go through none of Berth's code.
+func benchClients(t *testing.T, env *testenv.Env) []*client.Client {
 	t.Helper()
-	type job struct {
-		engine testenv.Engine
-		args   []string
-	}
-	name := func(i int) string { return fmt.Sprintf("bench-cli-%d", i) }
-	var runs, removes []job
-	for i := range benchCreates {
-		e := env.Engines[i%len(env.Engines)]
-		runs = append(runs, job{e, []string{"run", "-d", "--name", name(i),
-			"--cpus", fmt.Sprint(benchCPU), "--memory", benchMemoryCLI, "--memory-swap", benchMemoryCLI,
-			"--restart", "unless-stopped", "-p", fmt.Sprintf("%d:8080", firstPort+i), env.Image}})
-		removes = append(removes, job{e, []string{"rm", "-f", name(i)}})
-	}
-	docker := func(j job) error {
-		cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", j.engine.Socket}, j.args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("docker -H %s %s: %w\n%s", j.engine.Socket, strings.Join(j.args, " "), err, out)
+	clients := make([]*client.Client, len(env.Engines))
+	for i, e := range env.Engines {
+		c, err := client.NewClientWithOpts(client.WithHost(e.Socket), client.WithAPIVersionNegotiation())
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		t.Cleanup(func() { _ = c.Close() })
+		clients[i] = c
 	}
-	inParallel := func(jobs []job) error {
-		queue := make(chan job)
-		errs := make(chan error, len(jobs))
-		var wg sync.WaitGroup
-		for range benchParallelism {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for j := range queue {
-					errs <- docker(j)
-				}
-			}()
-		}
-		for _, j := range jobs {
-			queue <- j
-		}
-		close(queue)
-		wg.Wait()
-		close(errs)
-		var all []error
-		for err := range errs {
-			all = append(all, err)
-		}
-		return errors.Join(all...)
-	}
-	t.Cleanup(func() { _ = inParallel(removes) })
+	return clients
+}
 
+// benchLoopJob is one container of the engine loop: on engine i mod 3.
+type benchLoopJob struct {
+	api  *client.Client
+	name string
+}
+
+// benchEngineLoop creates and starts n containers like Berth's (same
+// image, CPU, memory, restart policy, one published port) straight through
+// the Docker API, benchParallelism at a time, container i on engine i mod
+// 3; it checks they run, then force-removes them the same way. It returns
+// both wall times.
+func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, clients []*client.Client, n int) (create, remove time.Duration) {
+	t.Helper()
+	ports := freePorts(t, benchLoopPortMin, benchLoopPortMax, n)
+	jobs := make([]benchLoopJob, n)
+	for i := range jobs {
+		jobs[i] = benchLoopJob{api: clients[i%len(clients)], name: fmt.Sprintf("%s%d", benchLoopPrefix, i)}
+	}
+	port := nat.Port("8080/tcp")
 	start := time.Now()
-	err := inParallel(runs)
-	took := time.Since(start)
+	err := inParallel(jobs, func(i int, j benchLoopJob) error {
+		config := &container.Config{Image: env.Image, ExposedPorts: nat.PortSet{port: struct{}{}}}
+		host := &container.HostConfig{
+			Resources:     container.Resources{NanoCPUs: int64(benchCPU * 1e9), Memory: benchMemoryBytes, MemorySwap: benchMemoryBytes},
+			PortBindings:  nat.PortMap{port: {{HostIP: "", HostPort: strconv.Itoa(ports[i])}}},
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		}
+		created, err := j.api.ContainerCreate(ctx, config, host, nil, nil, j.name)
+		if err != nil {
+			return err
+		}
+		return j.api.ContainerStart(ctx, created.ID, container.StartOptions{})
+	})
+	create = time.Since(start)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("engine loop: %v", err)
 	}
 	running := 0
-	for _, e := range env.Engines {
-		out, err := exec.CommandContext(ctx, "docker", "-H", e.Socket, "ps", "-q", "--filter", "name=bench-cli-", "--filter", "status=running").Output()
+	for _, api := range clients {
+		listed, err := api.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("name", benchLoopPrefix), filters.Arg("status", "running"))})
 		if err != nil {
-			t.Fatalf("docker ps on %s: %v", e.Name, err)
+			t.Fatal(err)
 		}
-		running += len(strings.Fields(string(out)))
+		running += len(listed)
 	}
-	if running != benchCreates {
-		t.Fatalf("docker CLI: %d containers running, want %d", running, benchCreates)
+	if running != n {
+		t.Fatalf("engine loop: %d containers running, want %d", running, n)
 	}
-	if err := inParallel(removes); err != nil {
-		t.Fatal(err)
+	start = time.Now()
+	err = inParallel(jobs, func(_ int, j benchLoopJob) error {
+		return j.api.ContainerRemove(ctx, j.name, container.RemoveOptions{Force: true})
+	})
+	remove = time.Since(start)
+	if err != nil {
+		t.Fatalf("remove loop: %v", err)
 	}
-	return took
+	return create, remove
+}
+
+// benchRemoveLoop removes whatever a failed run left of the engine loop.
+func benchRemoveLoop(ctx context.Context, clients []*client.Client) {
+	for _, api := range clients {
+		listed, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", benchLoopPrefix))})
+		if err != nil {
+			continue
+		}
+		for _, c := range listed {
+			_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		}
+	}
+}
+
+// inParallel runs fn over jobs with benchParallelism workers and joins the errors.
+func inParallel[J any](jobs []J, fn func(i int, j J) error) error {
+	next := make(chan int)
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for range benchParallelism {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(i, jobs[i])
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // checkBenchPool checks the pool's containers on the engines: want of them,
@@ -339,12 +425,12 @@ func seconds(ds []time.Duration) string {
 	return strings.Join(parts, ", ")
 }
 
-// loadAverage is the machine's 1-minute load average, "?" where unknown:
-// the figures mean little on a machine busy with other work.
+// loadAverage is the machine's load average over 1, 5 and 15 minutes, "?"
+// where unknown: the figures mean little on a machine busy with other work.
 func loadAverage() string {
 	data, err := os.ReadFile("/proc/loadavg")
-	if fields := strings.Fields(string(data)); err == nil && len(fields) > 0 {
-		return fields[0]
+	if fields := strings.Fields(string(data)); err == nil && len(fields) >= 3 {
+		return strings.Join(fields[:3], " ")
 	}
 	return "?"
 }
@@ -354,6 +440,38 @@ func verdict(met bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// apiCounters counts the engine API calls of one Terraform command, per
+// engine: each engine is reached through a counting proxy (endpoints).
+type apiCounters struct {
+	endpoints map[string]string
+	byEngine  map[string]*apiCounter
+}
+
+func newAPICounters(t *testing.T, env *testenv.Env) apiCounters {
+	t.Helper()
+	counters := apiCounters{endpoints: map[string]string{}, byEngine: map[string]*apiCounter{}}
+	for _, e := range env.Engines {
+		c := &apiCounter{calls: map[string]int{}}
+		counters.byEngine[e.Name] = c
+		counters.endpoints[e.Name] = c.proxy(t, e.Socket)
+	}
+	return counters
+}
+
+// summary says "node1: N in all (GET /x: n, ...); node2: ...".
+func (c apiCounters) summary() string {
+	names := make([]string, 0, len(c.byEngine))
+	for name := range c.byEngine {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = name + ": " + c.byEngine[name].summary()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // apiCounter serves engines' APIs through unix sockets of its own and counts

@@ -35,6 +35,7 @@ func (e *Engine) send(ctx context.Context, op string, extra time.Duration, reque
 	if err != nil {
 		return err
 	}
+	e.calls.Add(1)
 	limit := e.timeout + extra
 	callCtx, cancel := context.WithTimeoutCause(ctx, limit, errEngineDeadline)
 	defer cancel()

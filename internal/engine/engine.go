@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -25,6 +26,7 @@ type Engine struct {
 	negotiation negotiation
 	reach       reachability
 	skipped     malformedSeen
+	calls       atomic.Int64 // requests sent to the engine, the ping included
 }
 
 // ErrNameInUse is returned (wrapped) by CreateContainer when the engine
@@ -35,6 +37,11 @@ var ErrNameInUse = errors.New("container name already in use")
 func IsNotFound(err error) bool {
 	return cerrdefs.IsNotFound(err)
 }
+
+// Calls counts the requests sent to the engine so far (an events stream
+// counts once): the cost of an operation in engine work, deterministic
+// where timings are not.
+func (e *Engine) Calls() int64 { return e.calls.Load() }
 
 // Name is the engine's key in the provider block.
 func (e *Engine) Name() string { return e.name }

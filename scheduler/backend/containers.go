@@ -257,6 +257,7 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 		return "", hostOrRequest(eng, spec, err)
 	}
 	defer b.reads.changed(res.Host)
+	ps.views.watch(eng, spec.Pool)
 	id, err := eng.CreateContainer(ctx, engineSpec(spec, res))
 	if errors.Is(err, engine.ErrNameInUse) {
 		// Left by an interrupted create: removed, and this create places again.

@@ -51,7 +51,11 @@ type poolState struct {
 	foreign   map[string]foreignContainer
 
 	names *nameClaims
-	own   *ownCreates
+	own   *inspectCache
+	// seen: other processes' containers as inspected by a verification
+	// (exact creation time, limits), so each is inspected once.
+	seen  *inspectCache
+	views *hostViews // the hosts this process creates on, watched
 
 	// Leftovers of interrupted creates that a plan stopped counting, by
 	// container key: the create of that key removes them first.
@@ -123,7 +127,7 @@ func (b *Embedded) loadPool(ctx context.Context, name string) (*poolState, error
 	for _, old := range destroyed {
 		releaseIn(sched, old)
 	}
-	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims(), own: newOwnCreates()}, nil
+	return &poolState{sched: sched, foreign: map[string]foreignContainer{}, names: newNameClaims(), own: newInspectCache(), seen: newInspectCache(), views: newHostViews()}, nil
 }
 
 // poolStatus is the pool as planned in this process, else as recorded.
@@ -174,8 +178,9 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 // observe lists a host's containers of one pool with what they reserve.
 // Labels record what was reserved at create; an in-place resize changes
 // the limits and leaves a marker (resizes.go), the newest of which wins.
-// Each container is inspected too, which also reads resizes made before
-// markers existed.
+// One container list and one marker list per host, whatever the number of
+// containers: a container is not inspected (a resize made by a Berth older
+// than the markers is counted at its created size until it is replaced).
 func (b *Embedded) observe(ctx context.Context, host, pool string) ([]engine.Container, error) {
 	eng, err := b.engines.Get(host)
 	if err != nil {
@@ -185,12 +190,8 @@ func (b *Embedded) observe(ctx context.Context, host, pool string) ([]engine.Con
 	if err != nil {
 		return nil, err
 	}
-	observed, err := inspectAll(ctx, eng, listed)
-	if err != nil {
-		return nil, err
-	}
-	applyResizes(observed, markers)
-	return observed, nil
+	applyResizes(listed, markers)
+	return listed, nil
 }
 
 // list returns a host's engine and its containers of one pool (labels only).

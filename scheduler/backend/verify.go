@@ -14,17 +14,23 @@ import (
 )
 
 // verify makes embedded mode safe across processes. The container is
-// created but not started; the host's containers of the pool are listed and
-// replayed in engine creation order. If the host cannot hold everything
-// created before ours plus ours, ours is the later one and yields: the
-// caller removes it and places again. Every process applies the same rule
-// to the same engine-ordered list, so exactly the later containers yield.
+// created but not started; the host's containers of the pool, as they are
+// just after this create (views.go), are replayed in engine creation
+// order. If the host cannot hold everything created before ours plus ours,
+// ours is the later one and yields: the caller removes it and places
+// again. Every process applies the same rule to the same engine order, so
+// exactly the later containers yield. The final check (after the start)
+// also makes names unique across processes.
 //
-// Containers this process does not know yet are inspected (exact
-// nanosecond creation time, real limits) and restored into the ledger, so
-// the next placement sees them.
+// Containers this process did not create are inspected once (exact
+// nanosecond creation time, real limits); those that make ours yield are
+// restored into the ledger, so the next placement sees them.
 func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec, final bool) (bool, error) {
-	listed, markers, err := listWithResizes(ctx, eng, spec.Pool)
+	listed, err := b.hostContainers(ctx, ps, eng, spec.Pool, id, final)
+	if err != nil {
+		return false, err
+	}
+	markers, err := eng.ListResizeMarkers(ctx, spec.Pool, "")
 	if err != nil {
 		return false, err
 	}
@@ -35,8 +41,11 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 	if mine == nil {
 		return false, fmt.Errorf("container %s vanished from %s right after its create", spec.Name, eng.Name())
 	}
-	if err := b.nameTaken(ctx, ps, eng.Name(), *mine, spec); err != nil {
-		return false, err
+	if final {
+		// The final check alone decides (it sees all the first would).
+		if err := b.nameTaken(ctx, ps, eng.Name(), *mine, spec); err != nil {
+			return false, err
+		}
 	}
 	others, inspected, err := b.othersOn(ctx, ps, eng, listed, *mine, markers, final)
 	if err != nil {
@@ -54,7 +63,8 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 // othersOn returns the host's listed containers other than mine with what
 // each reserves, and those of them this process did not know (inspected).
 // Exact times are needed only where the list's whole seconds cannot order
-// a container against mine; unknown containers are inspected anyway.
+// a container against mine (a container known from its create event has no
+// time yet); unknown containers are inspected anyway, once per process.
 //
 // What a container reserves is its newest resize marker (resizes.go) when
 // it has one, else what it was created with. Before the final check only
@@ -72,8 +82,13 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 			others = append(others, own)
 			continue
 		}
+		if seen, ok := ps.seen.get(c.ID); ok {
+			seen.State, seen.Running = c.State, c.Running
+			others = append(others, seen)
+			continue
+		}
 		res, inLedger := ps.sched.Lookup(containerKey(c.Pool, c.Name))
-		sameSecond := c.Created.Unix() == mine.Created.Unix()
+		sameSecond := c.Created.IsZero() || c.Created.Unix() == mine.Created.Unix()
 		if !inLedger || res.ContainerID != c.ID || sameSecond {
 			toInspect = append(toInspect, c)
 			continue
@@ -84,6 +99,9 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 	inspected, err = inspectAll(ctx, eng, toInspect)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, c := range inspected {
+		ps.seen.put(c)
 	}
 	known := len(others)
 	others = append(others, inspected...)
@@ -106,31 +124,53 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 	return others, slices.Clone(others[known:]), nil
 }
 
-// ownCreates remembers the containers this process created, as inspected
-// by their first verification: exact creation time, limits as created.
-// Verifying a create then inspects none of its siblings, and inspecting one
-// that is starting would wait for its start: the engine locks a container
-// while it starts (about 90 ms per inspect on average, measured with 10
-// creates at once).
-type ownCreates struct {
+// hostContainers returns the host's containers of the pool as they are
+// just after container id's create (its start, for the final check): from
+// the host's view when it has the container's event in time, else listed.
+func (b *Embedded) hostContainers(ctx context.Context, ps *poolState, eng *engine.Engine, pool, id string, final bool) ([]engine.Container, error) {
+	action := "create"
+	if final {
+		action = "start"
+	}
+	if v := ps.views.get(eng.Name()); v != nil {
+		if containers, ok := v.after(ctx, eng, pool, id, action); ok {
+			return containers, nil
+		}
+	}
+	return eng.ListContainers(ctx, pool)
+}
+
+// inspectCache remembers containers as inspected once: exact creation
+// time, limits as created. For this process's own creates (poolState.own,
+// filled by their first verification), verifying a create then inspects
+// none of its siblings, and inspecting one that is starting would wait for
+// its start: the engine locks a container while it starts (about 90 ms per
+// inspect on average, measured with 10 creates at once).
+type inspectCache struct {
 	mu   sync.Mutex
 	byID map[string]engine.Container
 }
 
-func newOwnCreates() *ownCreates {
-	return &ownCreates{byID: map[string]engine.Container{}}
+func newInspectCache() *inspectCache {
+	return &inspectCache{byID: map[string]engine.Container{}}
 }
 
-func (o *ownCreates) get(id string) (engine.Container, bool) {
+func (o *inspectCache) get(id string) (engine.Container, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c, ok := o.byID[id]
 	return c, ok
 }
 
-// inspect returns a container this process created, inspecting it once;
-// nil when it does not exist.
-func (o *ownCreates) inspect(ctx context.Context, eng *engine.Engine, id string) (*engine.Container, error) {
+func (o *inspectCache) put(c engine.Container) {
+	o.mu.Lock()
+	o.byID[c.ID] = c
+	o.mu.Unlock()
+}
+
+// inspect returns the container, inspecting it once; nil when it does not
+// exist.
+func (o *inspectCache) inspect(ctx context.Context, eng *engine.Engine, id string) (*engine.Container, error) {
 	if c, ok := o.get(id); ok {
 		return &c, nil
 	}
@@ -138,9 +178,7 @@ func (o *ownCreates) inspect(ctx context.Context, eng *engine.Engine, id string)
 	if err != nil || c == nil {
 		return nil, err
 	}
-	o.mu.Lock()
-	o.byID[id] = *c
-	o.mu.Unlock()
+	o.put(*c)
 	return c, nil
 }
 
