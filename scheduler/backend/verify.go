@@ -61,7 +61,8 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 }
 
 // othersOn returns the host's listed containers other than mine with what
-// each reserves, and those of them this process did not know (inspected).
+// each reserves, and those of them other processes made (restored into
+// the ledger when they make mine yield).
 // Exact times are needed only where the list's whole seconds cannot order
 // a container against mine (a container known from its create event has no
 // time yet); unknown containers are inspected anyway, once per process.
@@ -73,7 +74,7 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 // visible marker counts. A resize found in a marker is also recorded in the
 // ledger, so that the next placement counts it.
 func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engine, listed []engine.Container, mine engine.Container, markers []engine.ResizeMarker, final bool) (others, inspected []engine.Container, err error) {
-	var toInspect []engine.Container
+	var toInspect, cached []engine.Container
 	for _, c := range listed {
 		if c.ID == mine.ID {
 			continue
@@ -84,7 +85,7 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 		}
 		if seen, ok := ps.seen.get(c.ID); ok {
 			seen.State, seen.Running = c.State, c.Running
-			others = append(others, seen)
+			cached = append(cached, seen)
 			continue
 		}
 		res, inLedger := ps.sched.Lookup(containerKey(c.Pool, c.Name))
@@ -104,7 +105,7 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 		ps.seen.put(c)
 	}
 	known := len(others)
-	others = append(others, inspected...)
+	others = append(append(others, cached...), inspected...)
 	until := mine.Created
 	if final {
 		until = time.Time{}
