@@ -23,6 +23,10 @@ const FileName = "berthd.db"
 // fsync does not grow an unbounded transaction behind it.
 const maxBatch = 4096
 
+// initialMmapSize is address space, not memory: growing the file inside it
+// needs no remap (a remap waits for every read transaction).
+const initialMmapSize = 1 << 30
+
 var (
 	metaBucket  = []byte("meta")
 	revisionKey = []byte("revision")
@@ -63,7 +67,16 @@ func OpenBolt(dir string, lockTimeout time.Duration) (*Bolt, error) {
 		return nil, fmt.Errorf("store: data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
+		// The free pages are found again by a scan at open instead of being
+		// written with every commit: with the map freelist a commit writes
+		// only its own pages. Data and meta pages are still fsynced.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		// Room to grow without remapping, which waits for every reader.
+		InitialMmapSize: initialMmapSize,
+	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("store: %s is locked by another process (is another berthd running on this data directory?)", path)
