@@ -24,6 +24,7 @@ const (
 	MaxBodyBytes         = 1 << 20 // request bodies; larger ones get 413
 	MaxIdempotencyKeyLen = 200
 	MaxReadBatch         = 1000 // refs per ReadRequest
+	MaxLeaseBatch        = 500  // takes and releases per LeaseBatchRequest
 	DefaultLeaseTTL      = 30 * time.Minute
 	MaxLeaseTTL          = 7 * 24 * time.Hour
 )
@@ -43,6 +44,7 @@ const (
 	RouteLeaseList        = "GET /v1/leases"
 	RouteLeaseGet         = "GET /v1/leases/{id}"
 	RouteLeaseRelease     = "DELETE /v1/leases/{id}"
+	RouteLeaseBatch       = "POST /v1/leases:batch"
 	RouteContainerCreate  = "POST /v1/containers"
 	RouteContainerRead    = "POST /v1/containers/read"
 	RouteContainerPlanRes = "POST /v1/containers/plan-resize"
@@ -62,7 +64,7 @@ const (
 // Routes lists every route above; the server registers each (a test checks).
 var Routes = []string{
 	RouteHealthz, RoutePoolList, RoutePoolApply, RoutePoolPlan, RoutePoolGet, RoutePoolDelete, RoutePoolUsage, RouteUsage,
-	RouteLeaseTake, RouteLeaseList, RouteLeaseGet, RouteLeaseRelease,
+	RouteLeaseTake, RouteLeaseList, RouteLeaseGet, RouteLeaseRelease, RouteLeaseBatch,
 	RouteContainerCreate, RouteContainerRead, RouteContainerPlanRes, RouteContainerResize, RouteContainerReconf,
 	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
 	RouteNetworkPlan, RouteNetworkApply, RouteNetworkGet, RouteNetworkDelete,
@@ -75,6 +77,7 @@ const (
 	PathPools           = "/v1/pools"
 	PathUsage           = "/v1/usage"
 	PathLeases          = "/v1/leases"
+	PathLeaseBatch      = "/v1/leases:batch"
 	PathContainers      = "/v1/containers"
 	PathContainerRead   = "/v1/containers/read"
 	PathContainerPlanRs = "/v1/containers/plan-resize"
@@ -188,6 +191,31 @@ type Lease struct {
 // LeaseList answers GET /v1/leases.
 type LeaseList struct {
 	Leases []Lease
+}
+
+// LeaseBatchRequest takes (or renews) and releases several leases in one
+// request: a provider coalesces the lease work of its concurrent plans
+// into it. Releases run first: their capacity is free for the takes. It
+// is one mutating request: one Idempotency-Key, and every
+// change it makes commits in one transaction with its answer.
+type LeaseBatchRequest struct {
+	Take    []LeaseRequest
+	Release []string // lease ids
+}
+
+// LeaseBatchResponse has one result per Take, in order, then one per
+// Release, so that one take that does not fit fails only itself.
+type LeaseBatchResponse struct {
+	Take    []LeaseResult
+	Release []LeaseResult
+}
+
+// LeaseResult is one item of a batch: the lease taken (none for a
+// release), or the error the item would have had alone, with its status.
+type LeaseResult struct {
+	Lease  *Lease `json:",omitempty"`
+	Error  *Error `json:",omitempty"`
+	Status int    `json:",omitempty"` // the HTTP status of Error
 }
 
 // CreateRequest creates a container, on its lease's host.

@@ -86,6 +86,7 @@
 //	GET    /v1/leases[?pool=P]               read    LeaseList: live leases, with holder and age
 //	GET    /v1/leases/{id}                   read    Lease, or 404 lease_not_found
 //	DELETE /v1/leases/{id}                   deploy  204: releases an unbound lease's capacity
+//	POST   /v1/leases:batch                  deploy  LeaseBatchRequest -> LeaseBatchResponse (takes and releases, one result each)
 //
 //	POST   /v1/containers                    deploy  CreateRequest -> backend.ContainerState (201; CreateContainer)
 //	POST   /v1/containers/read          (ro) read    ReadRequest -> ReadResponse (batched ReadContainer)

@@ -17,7 +17,10 @@ import (
 type Client struct {
 	t     *transport
 	lease time.Duration
-	reads *readBatcher
+	reads *batcher[backend.ContainerRef, *backend.ContainerState]
+	// leaseOps coalesces the lease takes and releases of concurrent plans
+	// into berthd's batch route: one request, and one commit, for many.
+	leaseOps *batcher[leaseOp, api.Lease]
 
 	mu      sync.Mutex // guards leases, planned and failed; never held across I/O
 	leases  map[string]heldLease
@@ -46,7 +49,8 @@ func New(cfg Config) (*Client, error) {
 		lease = DefaultLease
 	}
 	c := &Client{t: t, lease: lease, leases: map[string]heldLease{}, planned: map[string]bool{}}
-	c.reads = newReadBatcher(c.readBatch)
+	c.reads = newBatcher(api.MaxReadBatch, c.readBatch)
+	c.leaseOps = newBatcher(api.MaxLeaseBatch, c.leaseBatch)
 	return c, nil
 }
 
@@ -114,8 +118,7 @@ func (c *Client) PlanReplacement(ctx context.Context, old backend.ContainerRef, 
 
 func (c *Client) takeLease(ctx context.Context, req api.LeaseRequest) (backend.PlanResult, error) {
 	req.TTL = c.lease
-	var lease api.Lease
-	err := c.t.do(ctx, http.MethodPost, api.PathLeases, newKey("lease"), req, &lease)
+	lease, err := c.leaseOps.call(ctx, leaseOp{take: &req})
 	if isCode(err, api.CodePoolNotFound) && c.plannedHere(req.Spec.Pool) {
 		// The pool is created by this same apply, before its containers:
 		// berthd places them at apply, and the plan shows no host.
@@ -145,18 +148,83 @@ func (c *Client) takeLease(ctx context.Context, req api.LeaseRequest) (backend.P
 func (c *Client) abandon(ctx context.Context) {
 	c.mu.Lock()
 	c.failed = true
-	held := make([]api.Lease, 0, len(c.leases))
-	for key, h := range c.leases {
-		held = append(held, h.lease)
-		delete(c.leases, key)
+	held := make([]backend.ContainerSpec, 0, len(c.leases))
+	for _, h := range c.leases {
+		held = append(held, h.spec)
 	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	for _, l := range held {
-		// Best effort: a lease not given back still expires.
-		_ = c.t.do(ctx, http.MethodDelete, api.LeasePath(l.ID), newKey("release"), nil, nil)
+	var wg sync.WaitGroup
+	for _, spec := range held {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Best effort: a lease not given back still expires.
+			_ = c.GiveBack(ctx, spec.Pool, spec.Name)
+		}()
 	}
+	wg.Wait()
+}
+
+// GiveBack releases the lease this process took for pool/name, if it still
+// holds one (a create that bound it took it over): its capacity is free
+// for every workspace again at once. Concurrent releases share a request.
+func (c *Client) GiveBack(ctx context.Context, pool, name string) error {
+	key := leaseKey(pool, name)
+	c.mu.Lock()
+	held, ok := c.leases[key]
+	delete(c.leases, key)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	_, err := c.leaseOps.call(ctx, leaseOp{release: held.lease.ID})
+	return err
+}
+
+// leaseOp is one take (or renewal) or one release in a lease batch.
+type leaseOp struct {
+	take    *api.LeaseRequest
+	release string
+}
+
+// leaseBatch sends the takes and releases of concurrent plans in one request.
+func (c *Client) leaseBatch(ctx context.Context, ops []leaseOp) ([]api.Lease, []error, error) {
+	var req api.LeaseBatchRequest
+	for _, op := range ops {
+		if op.take != nil {
+			req.Take = append(req.Take, *op.take)
+		} else {
+			req.Release = append(req.Release, op.release)
+		}
+	}
+	var answer api.LeaseBatchResponse
+	if err := c.t.do(ctx, http.MethodPost, api.PathLeaseBatch, newKey("leases"), req, &answer); err != nil {
+		return nil, nil, err
+	}
+	if len(answer.Take) != len(req.Take) || len(answer.Release) != len(req.Release) {
+		return nil, nil, errors.New("berthd answered a lease batch with the wrong number of results")
+	}
+	leases, errs := make([]api.Lease, len(ops)), make([]error, len(ops))
+	takes, releases := answer.Take, answer.Release
+	for i, op := range ops {
+		var result api.LeaseResult
+		if op.take != nil {
+			result, takes = takes[0], takes[1:]
+		} else {
+			result, releases = releases[0], releases[1:]
+		}
+		switch {
+		case result.Error != nil:
+			errs[i] = &Error{Status: result.Status, Code: result.Error.Code, Message: result.Error.Message}
+		case op.take != nil && result.Lease == nil:
+			errs[i] = errors.New("berthd answered a lease take with neither a lease nor an error")
+		case op.take != nil:
+			leases[i] = *result.Lease
+		}
+	}
+	return leases, errs, nil
 }
 
 func (c *Client) plannedHere(pool string) bool {
@@ -217,7 +285,7 @@ func (c *Client) heldFor(spec backend.ContainerSpec) (heldLease, bool) {
 
 // ReadContainer observes a container; concurrent reads share one request.
 func (c *Client) ReadContainer(ctx context.Context, ref backend.ContainerRef) (*backend.ContainerState, error) {
-	return c.reads.read(ctx, ref)
+	return c.reads.call(ctx, ref)
 }
 
 func (c *Client) readBatch(ctx context.Context, refs []backend.ContainerRef) ([]*backend.ContainerState, []error, error) {

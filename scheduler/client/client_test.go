@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,7 @@ func TestRetriesWhatIsSafeWithOneIdempotencyKey(t *testing.T) {
 		fail(http.StatusTooManyRequests, "http_429", "slow down", ""),
 		fail(http.StatusGatewayTimeout, "http_504", "timeout", ""),
 		fail(http.StatusConflict, api.CodeInFlight, "still running", "0"),
-		answer(lease),
+		answer(taken(lease)),
 	)
 	result, err := newTestClient(t, url).PlanContainer(context.Background(), spec)
 	if err != nil {
@@ -221,7 +222,7 @@ func TestMovesToTheNextURLWhenOneDoesNotAnswer(t *testing.T) {
 // so a retry from any process is the same operation.
 func TestCreateNamesThePlansLease(t *testing.T) {
 	lease := api.Lease{ID: "r-42", Pool: "dc1", Name: "web-0", Host: "node3"}
-	f, url := serve(t, answer(lease), hangUp, answer(backend.ContainerState{Ref: backend.ContainerRef{Pool: "dc1", Name: "web-0", Host: "node3", ContainerID: "c1"}}))
+	f, url := serve(t, answer(taken(lease)), hangUp, answer(backend.ContainerState{Ref: backend.ContainerRef{Pool: "dc1", Name: "web-0", Host: "node3", ContainerID: "c1"}}))
 	c := newTestClient(t, url)
 	ctx := context.Background()
 	if _, err := c.PlanContainer(ctx, spec); err != nil {
@@ -341,14 +342,17 @@ func TestBackoffHonoursRetryAfterAndJitters(t *testing.T) {
 // expire.
 func TestNoFitGivesBackThePlansLeases(t *testing.T) {
 	route := func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodDelete:
-			w.WriteHeader(http.StatusNoContent)
-		case strings.Contains(readAll(r), `"Name":"web-1"`):
-			fail(http.StatusConflict, api.CodeNoFit, "no host fits web-1", "")(w, r)
-		default:
-			answer(api.Lease{ID: fmt.Sprint("r-", time.Now().UnixNano()), Host: "node1"})(w, r)
+		var req api.LeaseBatchRequest
+		_ = json.Unmarshal([]byte(readAll(r)), &req)
+		out := api.LeaseBatchResponse{Release: make([]api.LeaseResult, len(req.Release))}
+		for _, take := range req.Take {
+			if take.Spec.Name == "web-1" {
+				out.Take = append(out.Take, api.LeaseResult{Status: http.StatusConflict, Error: &api.Error{Code: api.CodeNoFit, Message: "no host fits web-1"}})
+				continue
+			}
+			out.Take = append(out.Take, taken(api.Lease{ID: "r-" + take.Spec.Name, Host: "node1"}).Take...)
 		}
+		answer(out)(w, r)
 	}
 	f, url := serve(t, route)
 	c := newTestClient(t, url)
@@ -364,12 +368,18 @@ func TestNoFitGivesBackThePlansLeases(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var released []string
-	for _, r := range f.requests {
-		if r.Method == http.MethodDelete {
-			released = append(released, r.URL.Path)
-		}
+	for _, body := range f.bodies {
+		var req api.LeaseBatchRequest
+		_ = json.Unmarshal([]byte(body), &req)
+		released = append(released, req.Release...)
 	}
-	if len(released) != 2 {
+	slices.Sort(released)
+	if !slices.Equal(released, []string{"r-web-0", "r-web-2"}) {
 		t.Errorf("released %v, want the leases of web-0 and web-2", released)
 	}
+}
+
+// taken is berthd's answer to a lease batch of one take.
+func taken(lease api.Lease) api.LeaseBatchResponse {
+	return api.LeaseBatchResponse{Take: []api.LeaseResult{{Lease: &lease}}}
 }

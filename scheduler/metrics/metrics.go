@@ -114,8 +114,8 @@ func (m *Metrics) SingleLeader() { m.leader.Set(1) }
 // LeaseExpired counts a lease of pool removed on expiry.
 func (m *Metrics) LeaseExpired(pool string) { m.leaseExpirations.WithLabelValues(pool).Inc() }
 
-// placements are the routes that place: their pool is read from the body.
-var placements = map[string]string{api.RouteLeaseTake: "lease", api.RouteContainerCreate: "create"}
+// placements are the routes that place: their pools are read from the body.
+var placements = map[string]string{api.RouteLeaseTake: "lease", api.RouteLeaseBatch: "lease", api.RouteContainerCreate: "create"}
 
 // Middleware measures every request that next answers.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
@@ -125,12 +125,13 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			route = "other"
 		}
 		operation, places := placements[route]
-		pool := ""
+		batch := route == api.RouteLeaseBatch
+		var pools []string
 		if places {
-			pool = peekPool(r)
+			pools = peekPools(r, batch)
 		}
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, keep: batch}
 		next.ServeHTTP(rec, r)
 		took := time.Since(start).Seconds()
 		if rec.status == 0 {
@@ -145,34 +146,51 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			m.rejections.WithLabelValues(rec.code).Inc()
 		}
 		if places && !replay {
-			result := "placed"
-			if rec.status >= 400 {
-				result = rec.code
+			for i, failure := range rec.outcomes(len(pools), batch) {
+				m.countPlacement(pools[i], failure)
 			}
-			if result == api.CodePoolNotFound || result == api.CodeBadRequest || result == api.CodeForbidden || result == api.CodeUnauthorized {
-				pool = "" // a name nobody configured must not become a series
-			} else if rec.status >= 400 {
-				m.onFailure(pool, rec.code, rec.message)
-			}
-			m.scheduleAttempts.WithLabelValues(pool, result).Inc()
 			m.scheduleDuration.WithLabelValues(operation).Observe(took)
 		}
 	})
 }
 
-// peekPool reads the pool a placement names, and puts the body back.
-func peekPool(r *http.Request) string {
+// countPlacement counts one placement of pool: placed when failure is nil.
+func (m *Metrics) countPlacement(pool string, failure *api.Error) {
+	result := "placed"
+	if failure != nil {
+		result = failure.Code
+	}
+	if result == api.CodePoolNotFound || result == api.CodeBadRequest || result == api.CodeForbidden || result == api.CodeUnauthorized {
+		pool = "" // a name nobody configured must not become a series
+	} else if failure != nil {
+		m.onFailure(pool, failure.Code, failure.Message)
+	}
+	m.scheduleAttempts.WithLabelValues(pool, result).Inc()
+}
+
+// peekPools reads the pool of each placement a request names, and puts
+// the body back.
+func peekPools(r *http.Request, batch bool) []string {
 	data, err := io.ReadAll(io.LimitReader(r.Body, api.MaxBodyBytes+1))
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(data))
-	if err != nil {
-		return ""
+	type placement struct{ Spec struct{ Pool string } }
+	if !batch {
+		var body placement
+		if err != nil || json.Unmarshal(data, &body) != nil {
+			return []string{""}
+		}
+		return []string{body.Spec.Pool}
 	}
-	var body struct{ Spec struct{ Pool string } }
-	if json.Unmarshal(data, &body) != nil {
-		return ""
+	var body struct{ Take []placement }
+	if err != nil || json.Unmarshal(data, &body) != nil {
+		return nil
 	}
-	return body.Spec.Pool
+	pools := make([]string, len(body.Take))
+	for i, take := range body.Take {
+		pools[i] = take.Spec.Pool
+	}
+	return pools
 }
 
 // recorder keeps the status, and the error code of an error answer.
@@ -181,7 +199,31 @@ type recorder struct {
 	status  int
 	code    string
 	message string
+	keep    bool         // keep a successful answer too (a batch's results)
 	body    bytes.Buffer // an error answer, for its code and message
+}
+
+// outcomes is the failure of each of n placements (nil: placed): the
+// answer's for one, each result's for a batch.
+func (w *recorder) outcomes(n int, batch bool) []*api.Error {
+	out := make([]*api.Error, n)
+	if w.status >= 400 {
+		for i := range out {
+			out[i] = &api.Error{Code: w.code, Message: w.message}
+		}
+		return out
+	}
+	if !batch {
+		return out
+	}
+	var answer api.LeaseBatchResponse
+	if json.Unmarshal(w.body.Bytes(), &answer) != nil || len(answer.Take) != n {
+		return out
+	}
+	for i, result := range answer.Take {
+		out[i] = result.Error
+	}
+	return out
 }
 
 func (w *recorder) WriteHeader(status int) {
@@ -195,7 +237,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if w.status >= 400 && w.body.Len() < 64<<10 {
+	if w.keep && w.status < 400 {
+		w.body.Write(b)
+	} else if w.status >= 400 && w.body.Len() < 64<<10 {
 		w.body.Write(b)
 		var e api.Error
 		if json.Unmarshal(w.body.Bytes(), &e) == nil {

@@ -41,3 +41,36 @@ func (s *Server) releaseLease(ctx context.Context, p params) (any, error) {
 	}
 	return nil, s.leases.release(ctx, p.id)
 }
+
+// leaseBatch runs a batch's releases, then its takes (which may use the
+// capacity released), each as it would run alone: its own scope check and its own error. Their writes join the
+// batch's one commit with its idempotency record.
+func (s *Server) leaseBatch(ctx context.Context, p params) (any, error) {
+	req, err := decode[api.LeaseBatchRequest](p.body)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(req.Take) + len(req.Release); n > api.MaxLeaseBatch {
+		return nil, apiError(api.CodeBadRequest, fmt.Sprintf("%d leases in one batch; at most %d", n, api.MaxLeaseBatch))
+	}
+	resp := api.LeaseBatchResponse{Take: make([]api.LeaseResult, len(req.Take)), Release: make([]api.LeaseResult, len(req.Release))}
+	for i, id := range req.Release {
+		if _, err := s.releaseLease(ctx, params{id: id}); err != nil {
+			resp.Release[i].Status, resp.Release[i].Error = errorOf(err)
+		}
+	}
+	holder := identityOf(ctx).Name
+	for i, take := range req.Take {
+		err := allow(ctx, RoleDeploy, take.Spec.Pool)
+		if err == nil {
+			var lease api.Lease
+			if lease, err = s.leases.take(ctx, holder, take); err == nil {
+				resp.Take[i].Lease = &lease
+			}
+		}
+		if err != nil {
+			resp.Take[i].Status, resp.Take[i].Error = errorOf(err)
+		}
+	}
+	return resp, nil
+}

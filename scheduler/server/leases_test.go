@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -240,5 +241,56 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	if got := reserved(t, ts, "exp", c.Host); got < 250 {
 		t.Errorf("reserved on %s = %d, want the container's 250 counted", c.Host, got)
+	}
+}
+
+// A batch runs each take and release as it would run alone, each with its
+// own answer, and commits them with one idempotency record: a repeat of the
+// batch is a replay, not a second run.
+func TestLeaseBatch(t *testing.T) {
+	env := testenv.Require(t)
+	ts := startServer(t, env, store.NewMemory(), Config{}, "lb")
+	ts.applyTestPool(t, "lb", 1, 33750)
+	batch := api.LeaseBatchRequest{}
+	for i := range 4 {
+		batch.Take = append(batch.Take, api.LeaseRequest{Spec: webSpec(env, "lb", fmt.Sprint("web-", i))})
+	}
+	batch.Take = append(batch.Take, api.LeaseRequest{Spec: webSpec(env, "elsewhere", "web-0")})
+	key := newKey()
+	first := ts.call(t, "POST", api.PathLeaseBatch, deployToken, key, batch)
+	got := must[api.LeaseBatchResponse](t, first, http.StatusOK)
+	hosts := map[string]bool{}
+	for i, r := range got.Take[:3] {
+		if r.Lease == nil || r.Error != nil || hosts[r.Lease.Host] {
+			t.Fatalf("take %d: %+v, want a lease on a host of its own", i, r)
+		}
+		hosts[r.Lease.Host] = true
+	}
+	if r := got.Take[3]; r.Lease != nil || r.Error == nil || r.Error.Code != api.CodeNoFit || r.Status != http.StatusConflict {
+		t.Errorf("fourth take: %+v, want 409 no_fit (one slot per host)", r)
+	}
+	if r := got.Take[4]; r.Error == nil || r.Error.Code != api.CodeForbidden || r.Status != http.StatusForbidden {
+		t.Errorf("take outside the token's pools: %+v, want 403 forbidden", r)
+	}
+	stored, err := ts.store.List(context.Background(), bucketLeases, "")
+	if err != nil || len(stored) != 3 {
+		t.Fatalf("stored leases: %d (%v), want 3", len(stored), err)
+	}
+
+	again := ts.call(t, "POST", api.PathLeaseBatch, deployToken, key, batch)
+	if again.header.Get(api.HeaderReplay) != "true" || string(again.body) != string(first.body) {
+		t.Errorf("repeat: %s (replay %q), want the first answer replayed", again, again.header.Get(api.HeaderReplay))
+	}
+
+	freed := got.Take[0].Lease
+	next := must[api.LeaseBatchResponse](t, ts.call(t, "POST", api.PathLeaseBatch, deployToken, newKey(),
+		api.LeaseBatchRequest{Take: batch.Take[3:4], Release: []string{freed.ID, "r-unknown"}}), http.StatusOK)
+	if r := next.Take[0]; r.Lease == nil || r.Lease.Host != freed.Host {
+		t.Errorf("take after a release in the same batch: %+v, want a lease on %s (releases run first)", r, freed.Host)
+	}
+	for i, r := range next.Release {
+		if r.Error != nil {
+			t.Errorf("release %d: %+v, want released (an unknown lease is already released)", i, r)
+		}
 	}
 }

@@ -26,6 +26,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(api.RouteLeaseList, s.query(s.listLeases))
 	mux.Handle(api.RouteLeaseGet, s.query(s.getLease))
 	mux.Handle(api.RouteLeaseRelease, s.command(RoleDeploy, http.StatusNoContent, false, s.releaseLease))
+	mux.Handle(api.RouteLeaseBatch, s.command(RoleDeploy, http.StatusOK, false, s.leaseBatch))
 
 	mux.Handle(api.RouteContainerCreate, s.command(RoleDeploy, http.StatusCreated, true, s.createContainer()))
 	mux.Handle(api.RouteContainerRead, s.query(s.readContainers))

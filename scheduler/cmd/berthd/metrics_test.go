@@ -90,6 +90,10 @@ func TestMetrics(t *testing.T) {
 	if a := b.do("POST", api.PathLeases, adminToken, "lease-huge", api.LeaseRequest{Spec: huge}); a.code() != api.CodeNoFit {
 		t.Fatalf("a lease that fits nowhere: %d %s, want %s", a.status, a.body, api.CodeNoFit)
 	}
+	// A provider's batch: each take counts as the placement it is.
+	huge.Name = "huge-2"
+	decodeAs[api.LeaseBatchResponse](t, b.do("POST", api.PathLeaseBatch, adminToken, "lease-batch",
+		api.LeaseBatchRequest{Take: []api.LeaseRequest{{Spec: webSpec(env, "met1", "w3")}, {Spec: huge}}}), http.StatusOK)
 
 	families := scrape(t, b)
 	checks := []struct {
@@ -97,14 +101,15 @@ func TestMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"berth_schedule_attempts_total", map[string]string{"pool": "met1", "result": "placed"}, 3},
-		{"berth_schedule_attempts_total", map[string]string{"pool": "met1", "result": api.CodeNoFit}, 1},
+		{"berth_schedule_attempts_total", map[string]string{"pool": "met1", "result": "placed"}, 4},
+		{"berth_schedule_attempts_total", map[string]string{"pool": "met1", "result": api.CodeNoFit}, 2},
 		{"berth_rejections_total", map[string]string{"reason": api.CodeNoFit}, 1},
 		{"berth_idempotent_replays_total", map[string]string{"route": api.RouteLeaseTake}, 1},
-		{"berth_schedule_duration_seconds", map[string]string{"operation": "lease"}, 4},
+		{"berth_schedule_duration_seconds", map[string]string{"operation": "lease"}, 5},
+		{"berth_http_request_duration_seconds", map[string]string{"route": api.RouteLeaseBatch, "code": "200"}, 1},
 		{"berth_http_request_duration_seconds", map[string]string{"route": api.RouteLeaseTake, "code": "200"}, 4},
 		{"berth_http_request_duration_seconds", map[string]string{"route": api.RouteLeaseTake, "code": "409"}, 1},
-		{"berth_leases", map[string]string{"state": "held"}, 3},
+		{"berth_leases", map[string]string{"state": "held"}, 4},
 		{"berth_leader", nil, 1},
 	}
 	for _, c := range checks {
