@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,8 +162,8 @@ func (m *idempotency) load(ctx context.Context, scope string) (idemRecord, bool,
 	if err != nil {
 		return idemRecord{}, false, err
 	}
-	var rec idemRecord
-	if err := json.Unmarshal(item.Value, &rec); err != nil {
+	rec, err := decodeRecord(item.Value)
+	if err != nil {
 		return idemRecord{}, false, fmt.Errorf("idempotency record %q: %w", scope, err)
 	}
 	return rec, true, nil
@@ -170,12 +171,48 @@ func (m *idempotency) load(ctx context.Context, scope string) (idemRecord, bool,
 
 // save writes the record, and with it the writes its request made.
 func (m *idempotency) save(ctx context.Context, scope string, rec idemRecord, with ...store.Op) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	_, err = m.store.Commit(ctx, append(with, store.Op{Bucket: bucketIdempotency, Key: scope, Value: data})...)
+	_, err := m.store.Commit(ctx, append(with, store.Op{Bucket: bucketIdempotency, Key: scope, Value: rec.encode()})...)
 	return err
+}
+
+// Records are stored in a binary layout (version, digest, done, status,
+// created, then the answer's body as is): every mutating request writes
+// one, and JSON would base64 the body. Records written as JSON by earlier
+// versions are still read.
+const (
+	recordVersion    = 1
+	recordHeaderSize = 1 + sha256.Size + 1 + 2 + 8
+)
+
+func (rec idemRecord) encode() []byte {
+	out := make([]byte, recordHeaderSize, recordHeaderSize+len(rec.Body))
+	out[0] = recordVersion
+	copy(out[1:], rec.Digest[:])
+	if rec.Done {
+		out[1+sha256.Size] = 1
+	}
+	binary.BigEndian.PutUint16(out[2+sha256.Size:], uint16(rec.Status))
+	binary.BigEndian.PutUint64(out[4+sha256.Size:], uint64(rec.Created.UnixNano()))
+	return append(out, rec.Body...)
+}
+
+func decodeRecord(data []byte) (idemRecord, error) {
+	var rec idemRecord
+	if len(data) > 0 && data[0] == '{' {
+		err := json.Unmarshal(data, &rec)
+		return rec, err
+	}
+	if len(data) < recordHeaderSize || data[0] != recordVersion {
+		return rec, fmt.Errorf("unknown record layout (%d bytes)", len(data))
+	}
+	copy(rec.Digest[:], data[1:])
+	rec.Done = data[1+sha256.Size] == 1
+	rec.Status = int(binary.BigEndian.Uint16(data[2+sha256.Size:]))
+	rec.Created = time.Unix(0, int64(binary.BigEndian.Uint64(data[4+sha256.Size:])))
+	if body := data[recordHeaderSize:]; len(body) > 0 {
+		rec.Body = body
+	}
+	return rec, nil
 }
 
 // expire forgets records older than retention.
@@ -187,8 +224,7 @@ func (m *idempotency) expire(ctx context.Context, retention time.Duration) error
 	cutoff := m.clock().Add(-retention)
 	var ops []store.Op
 	for _, item := range items {
-		var rec idemRecord
-		if json.Unmarshal(item.Value, &rec) == nil && rec.Done && rec.Created.Before(cutoff) {
+		if rec, err := decodeRecord(item.Value); err == nil && rec.Done && rec.Created.Before(cutoff) {
 			ops = append(ops, store.Op{Bucket: bucketIdempotency, Key: item.Key, Expect: item.Revision})
 		}
 	}

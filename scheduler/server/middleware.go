@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
@@ -42,14 +44,29 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(api.HeaderRequestID)
 		if id == "" || len(id) > 128 {
-			var buf [8]byte
-			_, _ = rand.Read(buf[:])
-			id = hex.EncodeToString(buf[:])
+			id = s.requestIDs.next()
 		}
 		w.Header().Set(api.HeaderRequestID, id)
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, &requestInfo{id: id})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// requestIDs makes unique request ids cheaply: a random prefix per
+// process and a counter (ids need to be unique, not secret).
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var buf [4]byte
+	_, _ = rand.Read(buf[:])
+	return &requestIDs{prefix: hex.EncodeToString(buf[:]) + "-"}
+}
+
+func (g *requestIDs) next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 10)
 }
 
 // statusRecorder remembers the status written, for the log and recover.
@@ -82,6 +99,9 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		level := slog.LevelDebug
 		if rec.status >= 500 {
 			level = slog.LevelWarn
+		}
+		if !s.log.Enabled(r.Context(), level) {
+			return // no line at this level: do not build one
 		}
 		s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"duration", time.Since(start), "request_id", info.id, "token", info.token,

@@ -43,8 +43,9 @@ type Server struct {
 	log    *slog.Logger
 	clock  func() time.Time
 
-	leases *leases
-	idem   *idempotency
+	leases     *leases
+	idem       *idempotency
+	requestIDs *requestIDs
 
 	sweepInterval, idemRetention time.Duration
 
@@ -58,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		be: cfg.Backend, store: cfg.Store, tokens: cfg.Tokens,
-		log: cfg.Logger, clock: cfg.Clock,
+		log: cfg.Logger, clock: cfg.Clock, requestIDs: newRequestIDs(),
 		sweepInterval: orDefault(cfg.SweepInterval, 15*time.Second),
 		idemRetention: orDefault(cfg.IdemRetention, 24*time.Hour),
 	}
