@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -167,5 +170,30 @@ func TestRestartKeepsLeases(t *testing.T) {
 		api.CreateRequest{Spec: webSpec(env, "rs", "bound"), LeaseID: boundLease.ID, PlannedHost: boundLease.Host}), http.StatusCreated)
 	if adopted.Ref.Host != boundLease.Host || len(containersOn(t, env, "rs")["bound"]) != 1 {
 		t.Errorf("resumed create = %+v; containers named bound: %d, want 1 on %s", adopted.Ref, len(containersOn(t, env, "rs")["bound"]), boundLease.Host)
+	}
+}
+
+// Records are written in the binary layout and read back exactly; records
+// an earlier berthd wrote as JSON are still read.
+func TestIdempotencyRecordLayouts(t *testing.T) {
+	created := time.Date(2026, 12, 1, 10, 0, 0, 123, time.UTC)
+	for _, rec := range []idemRecord{
+		{Digest: sha256.Sum256([]byte("a")), Done: true, Status: http.StatusCreated, Body: []byte(`{"ID":"c1"}`), Created: created},
+		{Digest: sha256.Sum256([]byte("b")), Created: created}, // started, no answer yet
+	} {
+		legacy, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for layout, data := range map[string][]byte{"binary": rec.encode(), "json": legacy} {
+			got, err := decodeRecord(data)
+			if err != nil || got.Digest != rec.Digest || got.Done != rec.Done || got.Status != rec.Status ||
+				!bytes.Equal(got.Body, rec.Body) || !got.Created.Equal(rec.Created) {
+				t.Errorf("%s layout: read back %+v (%v), want %+v", layout, got, err, rec)
+			}
+		}
+	}
+	if _, err := decodeRecord([]byte{9, 1, 2}); err == nil {
+		t.Error("a record of an unknown layout was read")
 	}
 }
