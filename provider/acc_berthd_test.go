@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
+
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
@@ -448,4 +450,96 @@ func TestAccBerthdExpiredLeaseKeepsPlannedHost(t *testing.T) {
 			t.Errorf("%s planned on %s, landed on %v", name, host, got)
 		}
 	}
+}
+
+// Through berthd, as in embedded mode: running = false stops the container
+// in place and keeps its capacity; import rebuilds its state from berthd
+// (an empty plan follows); an image change replaces it on a host the plan
+// shows, and berthd's ledger matches the engines after each step.
+func TestAccBerthdStopImportReplace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const pool = "pr-life"
+	b, set := rmSetup(ctx, t, pool, 62890, accHosts(accEnv(t), 1, "512MiB", 62500))
+	env := accEnv(t)
+	config := func(image string, attrs ...string) string {
+		return remoteProviderHCL(b.url(), b.token, "30m") + ccContainers("w", pool, image, 1,
+			append([]string{`cpu = 0.25`, `memory = "32MiB"`, `ports = [{ internal = 8080 }]`, `env = { MESSAGE = "remote" }`}, attrs...)...)
+	}
+	ws := newCLIWorkspace(t, env, config(env.Image))
+	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
+	// only returns the one container of the pool, checking berthd's ledger.
+	only := func(step string) (string, engine.Container) {
+		t.Helper()
+		onEngines := ccOnEngines(ctx, t, set, pool, set.Names()...)
+		rmCheckLedger(ctx, t, b, pool, onEngines)
+		for host, cs := range onEngines {
+			if len(cs) == 1 && lcCount(onEngines) == 1 {
+				return host, cs[0]
+			}
+		}
+		t.Fatalf("%s: want one container on the engines, have %v", step, rmByName(onEngines))
+		return "", engine.Container{}
+	}
+	empty := func(step string) {
+		t.Helper()
+		if code, out := ccExitCode(ctx, t, ws, "plan", "-detailed-exitcode", "-no-color"); code != 0 {
+			t.Errorf("%s: plan exited %d, want 0 (no changes):\n%s", step, code, out)
+		}
+	}
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	host, first := only("create")
+	if !first.Running {
+		t.Errorf("w-0 is %s after the create, want running", first.State)
+	}
+
+	ws.write(config(env.Image, `running = false`))
+	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("apply of running = false: %v\n%s", err, out)
+	}
+	if h, c := only("running = false"); h != host || c.ID != first.ID || c.Running {
+		t.Errorf("after running = false: %s@%s is %s, want %s stopped in place on %s", c.Name, h, c.State, shortID(first.ID), host)
+	}
+	empty("after running = false")
+
+	if out, err := ws.run(ctx, "state", "rm", "-no-color", "berth_container.w0"); err != nil {
+		t.Fatalf("state rm: %v\n%s", err, out)
+	}
+	if out, err := ws.run(ctx, "import", "-no-color", "berth_container.w0", pool+"/w-0"); err != nil {
+		t.Fatalf("import through berthd: %v\n%s", err, out)
+	}
+	if state := ccStateContainers(ctx, t, ws); state[first.ID] != "w-0@"+host || len(state) != 1 {
+		t.Errorf("state after import: %v, want %s as w-0@%s", state, shortID(first.ID), host)
+	}
+	empty("after import")
+
+	// Another tag of the test image: the image changes, so it is replaced.
+	retagged := "berth-test/app:pr-life"
+	for _, e := range set.Names() {
+		docker := lcDocker(t, env, e)
+		if err := docker.ImageTag(ctx, env.Image, retagged); err != nil {
+			t.Fatalf("tagging the test image on %s: %v", e, err)
+		}
+		t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), retagged, image.RemoveOptions{Force: true}) })
+	}
+	ws.write(config(retagged))
+	if out, err := ws.run(ctx, "plan", "-out=tfplan", "-no-color"); err != nil || !strings.Contains(out, "must be replaced") {
+		t.Fatalf("plan of the image change: %v, want a replacement\n%s", err, out)
+	}
+	planned := rmPlannedHosts(ctx, t, ws, "tfplan")
+	if out, err := ws.run(ctx, "apply", "-no-color", "tfplan"); err != nil {
+		t.Fatalf("apply of the replacement: %v\n%s", err, out)
+	}
+	h, replaced := only("replacement")
+	if h != planned["w-0"] || replaced.ID == first.ID || replaced.Image != retagged || !replaced.Running {
+		t.Errorf("after the replacement: %s@%s (%s, image %s, %s), want a new running container of %s on the planned %s",
+			replaced.Name, h, shortID(replaced.ID), replaced.Image, replaced.State, retagged, planned["w-0"])
+	}
+	empty("after the replacement")
+	if out, err := ws.run(ctx, "destroy", "-auto-approve", "-no-color"); err != nil {
+		t.Fatalf("destroy: %v\n%s", err, out)
+	}
+	rmCheckLedger(ctx, t, b, pool, nil)
 }
