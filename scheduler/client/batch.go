@@ -31,8 +31,8 @@ type pendingCall[Q, A any] struct {
 // query, or an error for the whole batch.
 type sendBatch[Q, A any] func(context.Context, []Q) ([]A, []error, error)
 
-func newBatcher[Q, A any](max int, send sendBatch[Q, A]) *batcher[Q, A] {
-	return &batcher[Q, A]{send: send, max: max}
+func newBatcher[Q, A any](limit int, send sendBatch[Q, A]) *batcher[Q, A] {
+	return &batcher[Q, A]{send: send, max: limit}
 }
 
 func (b *batcher[Q, A]) call(ctx context.Context, query Q) (A, error) {

@@ -29,6 +29,8 @@ const (
 	// one provider process runs at once.
 	benchParallelism = 10
 	benchDuration    = 5 * time.Second
+	// benchPortBase is the start of the bench pools' host ports (34350-34499).
+	benchPortBase = 34350
 )
 
 // placementFigures is one measured configuration.
@@ -89,9 +91,9 @@ func measure(t *testing.T, workers int, place func(worker, i int) error) placeme
 // Every request carries its Idempotency-Key and commits with its durable
 // record. (An apply binds the lease by creating a Docker container; the
 // release stands in for it, so that the figure is berthd's own cost.)
-func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string, portBase int) placementFigures {
+func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string) placementFigures {
 	ts := startServer(t, env, st, Config{}, pool)
-	ts.applyTestPool(t, pool, 1_000_000, portBase)
+	ts.applyTestPool(t, pool, 1_000_000, benchPortBase)
 	clients := make([]*client.Client, benchClients)
 	for i := range clients {
 		c, err := client.New(client.Config{URLs: []string{ts.url}, Token: deployToken, Lease: time.Minute})
@@ -108,7 +110,7 @@ func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool strin
 		s.Name = fmt.Sprintf("w%d-%d", w, i)
 		for range 2 { // the plan, then the apply's re-plan
 			if planned, err := c.PlanContainer(ctx, s); err != nil || planned.Host == "" {
-				return fmt.Errorf("lease %s: host %q, %v", s.Name, planned.Host, err)
+				return fmt.Errorf("lease %s: host %q: %w", s.Name, planned.Host, err)
 			}
 		}
 		return c.GiveBack(ctx, pool, s.Name)
@@ -118,9 +120,9 @@ func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool strin
 // httpPlacements measures lease + renew + release through the HTTP API,
 // one request per step, from benchClients clients that do not coalesce:
 // three mutating requests, each with its Idempotency-Key and durable record.
-func httpPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string, portBase int) placementFigures {
+func httpPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string) placementFigures {
 	ts := startServer(t, env, st, Config{}, pool)
-	ts.applyTestPool(t, pool, 1_000_000, portBase)
+	ts.applyTestPool(t, pool, 1_000_000, benchPortBase)
 	ts.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
 	spec := backend.ContainerSpec{Pool: pool, Resources: backend.Resources{MilliCPU: 1, MemoryBytes: 1}}
 	return measure(t, benchClients, func(w, i int) error {
@@ -158,8 +160,7 @@ func storePlacements(t *testing.T, st store.Store) placementFigures {
 	value := make([]byte, 400) // about a lease record
 	answer := make([]byte, 400*benchParallelism)
 	ctx := context.Background()
-	var figures placementFigures
-	figures = measure(t, benchClients, func(w, i int) error {
+	figures := measure(t, benchClients, func(w, i int) error {
 		for step, suffix := range []string{"/plan", "/apply", "/release"} {
 			ops := make([]store.Op, 0, benchParallelism+1)
 			for p := range benchParallelism {
@@ -193,12 +194,12 @@ func TestBenchReport(t *testing.T) {
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}
-	durable := clientPlacements(t, env, bolt(), "bench-durable", 34350)
-	memory := clientPlacements(t, env, store.NewMemory(), "bench-memory", 34350)
+	durable := clientPlacements(t, env, bolt(), "bench-durable")
+	memory := clientPlacements(t, env, store.NewMemory(), "bench-memory")
 	alone := storePlacements(t, bolt())
-	single := httpPlacements(t, env, bolt(), "bench-single", 34350)
-	singleMemory := httpPlacements(t, env, store.NewMemory(), "bench-single-memory", 34350)
-	replicated := clientPlacements(t, env, etcdStore(t, "http"), "bench-etcd", 34350)
+	single := httpPlacements(t, env, bolt(), "bench-single")
+	singleMemory := httpPlacements(t, env, store.NewMemory(), "bench-single-memory")
+	replicated := clientPlacements(t, env, etcdStore(t, "http"), "bench-etcd")
 	etcdAlone := storePlacements(t, etcdStore(t, "alone"))
 	row := func(name string, f placementFigures) {
 		t.Logf("| %s | %.0f | %.2f ms | %.2f ms |", name, f.perSecond, float64(f.p50.Microseconds())/1000, float64(f.p99.Microseconds())/1000)
