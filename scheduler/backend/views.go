@@ -171,6 +171,12 @@ func (v *hostView) list(ctx context.Context, eng *engine.Engine, pool string) ([
 	if err != nil {
 		return nil, false
 	}
+	return v.merge(listed), true
+}
+
+// merge adds a full list to what the events said: a container removed
+// since stays removed, and its events' state outranks the list's.
+func (v *hostView) merge(listed []engine.Container) []engine.Container {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, c := range listed {
@@ -185,7 +191,7 @@ func (v *hostView) list(ctx context.Context, eng *engine.Engine, pool string) ([
 		}
 	}
 	v.listed = true
-	return v.snapshotLocked(), true
+	return v.snapshotLocked()
 }
 
 func (v *hostView) snapshotLocked() []engine.Container {
