@@ -150,6 +150,7 @@ func TestBenchE2E(t *testing.T) {
 		}
 		fmt.Fprintf(&notes, "\n    plans: %s\n    engine API calls, refresh plan: %s\n    engine API calls, plan adding one container: %s\n",
 			seconds(plans), refresh.summary(), addOne.summary())
+		t.Logf("N=%d done (1,000 takes minutes): %s%s", n, report.String(), notes.String())
 	}
 	fmt.Fprintf(&report, "%s  load average at the end: %s\n", notes.String(), loadAverage())
 	t.Log(report.String())
