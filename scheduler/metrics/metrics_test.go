@@ -12,9 +12,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/berthsh/terraform-provider-berth/internal/promtest"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/store"
 )
@@ -94,11 +93,7 @@ func TestMetricsScrape(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer good")
 	handler.ServeHTTP(rec, req)
 	text, _ := io.ReadAll(rec.Body)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(string(text)))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v\n%s", err, text)
-	}
+	families := promtest.Parse(t, strings.NewReader(string(text)))
 
 	for _, c := range []struct {
 		name   string
@@ -122,7 +117,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"berth_leader", nil, 1},
 		{"berth_leader_changes_total", nil, 1},
 	} {
-		if got := sample(families, c.name, c.labels); got != c.want {
+		if got := promtest.Sum(families, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
@@ -156,25 +151,4 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// sample sums the family's samples whose labels include want: a counter's
-// or gauge's value, a histogram's count.
-func sample(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	sum := 0.0
-	for _, m := range families[name].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			match = match && labels[k] == v
-		}
-		if !match {
-			continue
-		}
-		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-	}
-	return sum
 }

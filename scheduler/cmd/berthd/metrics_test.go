@@ -7,9 +7,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/berthsh/terraform-provider-berth/internal/promtest"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
@@ -28,42 +27,7 @@ func scrape(t *testing.T, b *berthd) map[string]*dto.MetricFamily {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics: %d", resp.StatusCode)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
-	}
-	return families
-}
-
-// value sums the family's samples whose labels include want (a counter's
-// or gauge's value, a histogram's count).
-func value(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	sum := 0.0
-	for _, m := range families[name].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			if labels[k] != v {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			sum += m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			sum += m.GetGauge().GetValue()
-		case m.Histogram != nil:
-			sum += float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum
+	return promtest.Parse(t, resp.Body)
 }
 
 // /metrics needs a token, parses as Prometheus text, follows the naming
@@ -113,11 +77,11 @@ func TestMetrics(t *testing.T) {
 		{"berth_leader", nil, 1},
 	}
 	for _, c := range checks {
-		if got := value(families, c.name, c.labels); got != c.want {
+		if got := promtest.Sum(families, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if got := value(families, "berth_store_commit_duration_seconds", map[string]string{"store": "bolt", "result": "ok"}); got < 4 {
+	if got := promtest.Sum(families, "berth_store_commit_duration_seconds", map[string]string{"store": "bolt", "result": "ok"}); got < 4 {
 		t.Errorf("store commits measured: %v, want at least the pool and 3 leases", got)
 	}
 	for name, f := range families {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/etcdtest"
+	"github.com/berthsh/terraform-provider-berth/internal/promtest"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
@@ -148,9 +149,9 @@ func TestReplicasKill9LeaderDuringCreates(t *testing.T) {
 	if status, h := standby.health(t); status != http.StatusOK || h.Role != replica.RoleLeader {
 		t.Errorf("the surviving replica says %d %+v, want leader", status, h)
 	}
-	if families := scrape(t, standby); value(families, "berth_leader", nil) != 1 || value(families, "berth_leader_changes_total", nil) < 1 {
+	if families := scrape(t, standby); promtest.Sum(families, "berth_leader", nil) != 1 || promtest.Sum(families, "berth_leader_changes_total", nil) < 1 {
 		t.Errorf("the new leader's metrics: berth_leader %v, berth_leader_changes_total %v; want 1 and at least 1",
-			value(families, "berth_leader", nil), value(families, "berth_leader_changes_total", nil))
+			promtest.Sum(families, "berth_leader", nil), promtest.Sum(families, "berth_leader_changes_total", nil))
 	}
 	perHost := oneEach(t, env, "rep1", n)
 	usage := decodeAs[backend.PoolUsage](t, standby.do("GET", api.PoolUsagePath("rep1"), adminToken, "", nil), http.StatusOK)
