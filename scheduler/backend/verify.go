@@ -72,7 +72,9 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 // markers made up to mine count (a marker of mine's second counts: a tie
 // costs an extra yield, never an overcommit); at the final check every
 // visible marker counts. A resize found in a marker is also recorded in the
-// ledger, so that the next placement counts it.
+// ledger when the ledger holds that container, however it was found here
+// (a container of mine's second is inspected even when the ledger has it),
+// so that the next placement counts it.
 func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engine, listed []engine.Container, mine engine.Container, markers []engine.ResizeMarker, final bool) (others, inspected []engine.Container, err error) {
 	var toInspect, cached []engine.Container
 	for _, c := range listed {
@@ -117,9 +119,7 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 			continue
 		}
 		others[i].MilliCPU, others[i].MemoryBytes = m.MilliCPU, m.MemoryBytes
-		if i < known {
-			ps.learnResize(others[i])
-		}
+		ps.learnResize(others[i])
 	}
 	// A copy: the caller's check sorts others in place.
 	return others, slices.Clone(others[known:]), nil
