@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -373,4 +374,26 @@ func (b *fakeBackend) DeleteNetwork(context.Context, backend.NetworkStatus) erro
 // ResolveImage answers as for an image built on the engines: it runs as it is.
 func (b *fakeBackend) ResolveImage(context.Context, backend.ImageRequest) (string, error) {
 	return "", nil
+}
+
+// errNoFakeVolumes: no provider unit test uses volumes; they are tested
+// against real engines (acceptance).
+var errNoFakeVolumes = errors.New("the fake backend has no volumes")
+
+func (b *fakeBackend) PlanVolume(context.Context, backend.VolumeSpec, bool) (backend.PlanResult, error) {
+	return backend.PlanResult{}, errNoFakeVolumes
+}
+
+func (b *fakeBackend) CreateVolume(context.Context, backend.VolumeSpec) (backend.VolumeState, error) {
+	return backend.VolumeState{}, errNoFakeVolumes
+}
+
+func (b *fakeBackend) ReadVolume(context.Context, backend.VolumeRef) (*backend.VolumeState, error) {
+	return nil, errNoFakeVolumes
+}
+
+func (b *fakeBackend) DeleteVolume(context.Context, backend.VolumeRef) error { return errNoFakeVolumes }
+
+func (b *fakeBackend) FindVolume(context.Context, string, string) (*backend.VolumeState, error) {
+	return nil, errNoFakeVolumes
 }

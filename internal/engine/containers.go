@@ -168,6 +168,18 @@ func (e *Engine) inspect(ctx context.Context, id string) (resp container.Inspect
 	return resp, err
 }
 
+// NVIDIAVisibleDevices is the variable through which the NVIDIA container
+// runtime (what `docker run --gpus` uses) gives a container its GPUs.
+const NVIDIAVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
+
+// gpuEnv hands the container its GPUs by id.
+func gpuEnv(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	return []string{NVIDIAVisibleDevices + "=" + strings.Join(ids, ",")}
+}
+
 // berthEnv keeps the variables Berth set, leaving out those the image adds.
 func berthEnv(env, keys []string) map[string]string {
 	if len(keys) == 0 {
@@ -214,7 +226,7 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 		User:         opts.User,
 		StopSignal:   opts.StopSignal,
 		StopTimeout:  stopSeconds(spec.StopTimeout),
-		Env:          envList(spec.Env),
+		Env:          append(envList(spec.Env), gpuEnv(spec.GPUIDs)...),
 		Labels:       specLabels(spec),
 		ExposedPorts: exposed,
 	}

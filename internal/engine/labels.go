@@ -25,6 +25,7 @@ const (
 	LabelEnvKeys       = "sh.berth.env-keys"    // JSON array of the keys Berth set
 	LabelOptions       = "sh.berth.options"     // ContainerOptions as JSON
 	LabelImage         = "sh.berth.image"       // the image as configured, when it runs by digest
+	LabelGPUs          = "sh.berth.gpus"        // JSON array of the GPU ids the container holds
 	LabelPrefix        = "sh.berth."            // reserved: user labels may not use it
 	LabelPoolRecord    = "sh.berth.pool-record" // on pool record volumes: the pool name
 	LabelRecord        = "sh.berth.record"      // on pool record volumes: the record as JSON
@@ -140,6 +141,9 @@ func specLabels(spec ContainerSpec) map[string]string {
 	if len(spec.Command) > 0 {
 		labels[LabelCommand] = mustJSON(spec.Command)
 	}
+	if len(spec.GPUIDs) > 0 {
+		labels[LabelGPUs] = mustJSON(spec.GPUIDs)
+	}
 	if len(spec.Env) > 0 {
 		keys := make([]string, 0, len(spec.Env))
 		for k := range spec.Env {
@@ -185,6 +189,9 @@ func decodeLabels(c *Container, labels map[string]string) error {
 		return fmt.Errorf("label %s: %w", LabelPorts, err)
 	}
 	if c.Constraints, err = stringsLabel(labels, LabelConstraints); err != nil {
+		return err
+	}
+	if c.GPUIDs, err = stringsLabel(labels, LabelGPUs); err != nil {
 		return err
 	}
 	return nil

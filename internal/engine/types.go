@@ -72,6 +72,10 @@ type ContainerSpec struct {
 	Limits        Limits        // caps above the reservation; zero: the reservation
 	StopTimeout   time.Duration // Docker's own stop timeout (docker stop, daemon shutdown); 0: Docker's default
 	Options       ContainerOptions
+	// GPUIDs are the GPUs the scheduler gave the container: recorded in a
+	// label (the ledger) and handed to the NVIDIA runtime the way
+	// `docker run --gpus` does, as NVIDIA_VISIBLE_DEVICES.
+	GPUIDs []string
 }
 
 // Limits caps a container's CPU and memory above what it reserves. A zero
@@ -116,14 +120,15 @@ type ContainerOptions struct {
 
 // Mount kinds.
 const (
-	MountBind  = "bind"
-	MountTmpfs = "tmpfs"
+	MountBind   = "bind"
+	MountTmpfs  = "tmpfs"
+	MountVolume = "volume"
 )
 
-// Mount is a bind mount of a host path or a tmpfs.
+// Mount is a bind mount of a host path, a named volume or a tmpfs.
 type Mount struct {
-	Type      string `json:"type"`             // MountBind or MountTmpfs
-	Source    string `json:"source,omitempty"` // bind: the host path, which must exist
+	Type      string `json:"type"`             // MountBind, MountVolume or MountTmpfs
+	Source    string `json:"source,omitempty"` // bind: the host path, which must exist; volume: its name
 	Target    string `json:"target"`
 	ReadOnly  bool   `json:"read_only,omitempty"`
 	SizeBytes int64  `json:"size_bytes,omitempty"` // tmpfs; 0: Docker's default (unlimited)
@@ -161,6 +166,7 @@ type Container struct {
 	SpreadGroup   string
 	MaxPerHost    int
 	Constraints   []string
+	GPUIDs        []string
 	Restart       string            // from inspect only
 	Limits        Limits            // from inspect only
 	StopTimeout   time.Duration     // from inspect only

@@ -59,6 +59,11 @@ const (
 	RouteNetworkGet       = "GET /v1/pools/{pool}/networks/{id}"
 	RouteNetworkDelete    = "POST /v1/pools/{pool}/networks/{id}/delete"
 	RouteImageResolve     = "POST /v1/images/resolve"
+	RouteVolumePlan       = "POST /v1/volumes/plan"
+	RouteVolumeCreate     = "POST /v1/volumes"
+	RouteVolumeRead       = "POST /v1/volumes/read"
+	RouteVolumeDelete     = "POST /v1/volumes/delete"
+	RouteVolumeFind       = "GET /v1/volumes/find"
 )
 
 // Routes lists every route above; the server registers each (a test checks).
@@ -69,6 +74,7 @@ var Routes = []string{
 	RouteContainerStart, RouteContainerStop, RouteContainerDelete, RouteContainerFind,
 	RouteNetworkPlan, RouteNetworkApply, RouteNetworkGet, RouteNetworkDelete,
 	RouteImageResolve,
+	RouteVolumePlan, RouteVolumeCreate, RouteVolumeRead, RouteVolumeDelete, RouteVolumeFind,
 }
 
 // Paths for the client.
@@ -88,6 +94,11 @@ const (
 	PathContainerDelete = "/v1/containers/delete"
 	PathContainerFind   = "/v1/containers/find"
 	PathImageResolve    = "/v1/images/resolve"
+	PathVolumes         = "/v1/volumes"
+	PathVolumePlan      = "/v1/volumes/plan"
+	PathVolumeRead      = "/v1/volumes/read"
+	PathVolumeDelete    = "/v1/volumes/delete"
+	PathVolumeFind      = "/v1/volumes/find"
 )
 
 // PoolPath is /v1/pools/{pool}.
@@ -107,6 +118,11 @@ func FindPath(pool, name string) string {
 	return PathContainerFind + "?" + url.Values{"pool": {pool}, "name": {name}}.Encode()
 }
 
+// VolumeFindPath is /v1/volumes/find?pool=P&name=N.
+func VolumeFindPath(pool, name string) string {
+	return PathVolumeFind + "?" + url.Values{"pool": {pool}, "name": {name}}.Encode()
+}
+
 // Error codes (see the package documentation for their statuses).
 const (
 	CodeBadRequest            = "bad_request"
@@ -119,6 +135,7 @@ const (
 	CodeContainerNotFound     = "container_not_found"
 	CodeNetworkNotFound       = "network_not_found"
 	CodeNetworkInUse          = "network_in_use"
+	CodeVolumeNotFound        = "volume_not_found"
 	CodeMethodNotAllowed      = "method_not_allowed"
 	CodeInFlight              = "in_flight"
 	CodeNoFit                 = "no_fit"
@@ -303,4 +320,21 @@ func Fingerprint(spec backend.ContainerSpec) string {
 		Constraints: spec.Constraints, SpreadGroup: spec.SpreadGroup, MaxPerHost: spec.MaxPerHost, Host: spec.Host,
 	})
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// VolumePlanRequest checks that a new volume fits (berthd holds nothing
+// for it: volumes are placed at apply).
+type VolumePlanRequest struct {
+	Spec      backend.VolumeSpec
+	Replacing bool // the volume of that name is destroyed first
+}
+
+// VolumeCreateRequest creates a volume.
+type VolumeCreateRequest struct {
+	Spec backend.VolumeSpec
+}
+
+// VolumeRefRequest names an existing volume (read, delete).
+type VolumeRefRequest struct {
+	Ref backend.VolumeRef
 }

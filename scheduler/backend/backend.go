@@ -75,6 +75,44 @@ type Backend interface {
 	// ("name@sha256:…"; "" for an image built on the engines), asking the
 	// registry through an engine of the pool, without pulling.
 	ResolveImage(ctx context.Context, req ImageRequest) (string, error)
+	// PlanVolume checks at plan time that a new volume fits, like
+	// PlanContainer; replacing gives the existing volume of that name back
+	// first (its destroy runs before the create).
+	PlanVolume(ctx context.Context, spec VolumeSpec, replacing bool) (PlanResult, error)
+	// CreateVolume places the volume and creates it on its host.
+	CreateVolume(ctx context.Context, spec VolumeSpec) (VolumeState, error)
+	// ReadVolume observes a volume; nil, nil when it is gone.
+	ReadVolume(ctx context.Context, ref VolumeRef) (*VolumeState, error)
+	// DeleteVolume removes a volume; refused while a container mounts it.
+	DeleteVolume(ctx context.Context, ref VolumeRef) error
+	// FindVolume looks a volume up by pool and name (import).
+	FindVolume(ctx context.Context, pool, name string) (*VolumeState, error)
+}
+
+// VolumeSpec is berth_volume's configuration.
+type VolumeSpec struct {
+	Pool        string
+	Name        string // also the Docker volume's name on its host
+	Driver      string
+	DriverOpts  map[string]string
+	Labels      map[string]string
+	SizeBytes   int64 // reserved against the host's disk; 0: none
+	SpreadGroup string
+	Constraints []string
+	Host        string // pinned, or ""
+}
+
+// VolumeRef identifies an existing volume from state alone.
+type VolumeRef struct {
+	Pool string
+	Name string
+	Host string
+}
+
+// VolumeState is a volume as created or observed.
+type VolumeState struct {
+	Spec          VolumeSpec // Host: where it lives
+	ReservationID string
 }
 
 // Resources is an amount of CPU (millicores) and memory (bytes).
@@ -194,6 +232,7 @@ type ContainerSpec struct {
 	StopTimeout  time.Duration
 	Limits       Resources // caps above Resources; zero fields: the reservation
 	Options      engine.ContainerOptions
+	GPUs         int // GPUs to reserve; the container gets specific ids
 }
 
 // PlanResult is the outcome of a plan-time check.
@@ -241,5 +280,6 @@ type ContainerState struct {
 	// NetworkAddresses: the IPv4 address on each network of the pool, by
 	// network name; none while stopped.
 	NetworkAddresses map[string]string
-	RepoDigest       string // "name@sha256:…" when created by digest
+	RepoDigest       string   // "name@sha256:…" when created by digest
+	GPUIDs           []string // the GPUs it holds
 }

@@ -37,17 +37,21 @@ func (b *Embedded) PlanContainer(ctx context.Context, spec ContainerSpec) (PlanR
 	if err != nil {
 		return PlanResult{}, err
 	}
-	res, err := ps.sched.Reserve(ctx, schedulerRequest(spec))
+	req, err := ps.request(spec)
+	if err != nil {
+		return PlanResult{}, err
+	}
+	res, err := ps.sched.Reserve(ctx, req)
 	var noFit *scheduler.NoFitError
 	if errors.As(err, &noFit) && b.awaitDeletes(ctx, spec.Pool) {
 		// Terraform applies a destroy and a create of one plan side by side.
-		res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+		res, err = ps.sched.Reserve(ctx, req)
 	}
 	if err == nil && res.State == scheduler.Bound {
 		if err := b.forgetInterrupted(ctx, ps, spec, res); err != nil {
 			return PlanResult{}, err
 		}
-		res, err = ps.sched.Reserve(ctx, schedulerRequest(spec))
+		res, err = ps.sched.Reserve(ctx, req)
 	}
 	if err != nil {
 		return PlanResult{}, err
@@ -135,7 +139,10 @@ func (b *Embedded) CreateContainer(ctx context.Context, spec ContainerSpec) (Con
 		return ContainerState{}, err
 	}
 	var hostErrs []string
-	req := schedulerRequest(spec)
+	req, err := ps.request(spec)
+	if err != nil {
+		return ContainerState{}, err
+	}
 	for range maxPlacementAttempts {
 		res, err := b.reserve(ctx, ps, req, spec.Pool)
 		if err != nil {
@@ -573,6 +580,7 @@ func schedulerRequest(spec ContainerSpec) scheduler.Request {
 		SpreadGroup: spec.SpreadGroup,
 		MaxPerHost:  spec.MaxPerHost,
 		Host:        spec.Host,
+		Devices:     spec.GPUs,
 	}
 }
 
@@ -604,6 +612,7 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 		Limits:        engine.Limits(spec.Limits),
 		StopTimeout:   spec.StopTimeout,
 		Options:       spec.Options,
+		GPUIDs:        res.DeviceIDs,
 	}
 }
 
@@ -633,6 +642,7 @@ func stateOf(eng *engine.Engine, c engine.Container) ContainerState {
 		Health:        c.Health,
 
 		NetworkAddresses: c.NetworkAddresses,
+		GPUIDs:           c.GPUIDs,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -170,6 +171,9 @@ func (b *Embedded) rebuild(ctx context.Context, pool string, status PoolStatus, 
 			for _, c := range observed {
 				_, _ = restore(sched, host, c)
 			}
+			if err := b.restoreVolumes(ctx, sched, host, pool); err != nil {
+				sched.SetUnhealthy(host, err.Error())
+			}
 		}()
 	}
 	wg.Wait()
@@ -256,6 +260,7 @@ func restore(sched *scheduler.Scheduler, host string, c engine.Container) (sched
 		SpreadGroup: c.SpreadGroup,
 		State:       scheduler.Bound,
 		ContainerID: c.ID,
+		DeviceIDs:   c.GPUIDs,
 	})
 }
 
@@ -280,10 +285,24 @@ func schedulerHosts(status PoolStatus) []scheduler.Host {
 			Cordoned:      spec.Cordoned || spec.Lost,
 			DiskBytes:     spec.DiskBytes,
 			Devices:       spec.GPUs,
-			DeviceIDs:     spec.GPUIDs,
+			DeviceIDs:     gpuIDs(spec),
 		})
 	}
 	return hosts
+}
+
+// gpuIDs are the host's GPUs by id: as declared, or their indexes ("0",
+// "1", …) when only a count is, so that every container is given specific
+// GPUs the way `docker run --gpus '"device=0,1"'` names them.
+func gpuIDs(spec PoolHostSpec) []string {
+	if len(spec.GPUIDs) > 0 || spec.GPUs == 0 {
+		return spec.GPUIDs
+	}
+	ids := make([]string, spec.GPUs)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	return ids
 }
 
 // effectiveCapacity is the configured capacity, or what the engine has.

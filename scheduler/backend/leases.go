@@ -17,6 +17,8 @@ import (
 var (
 	ErrPoolNotFound = errors.New("pool not found")
 	ErrPoolInUse    = errors.New("pool still has containers")
+	// ErrVolumeNotFound: a container mounts a volume its pool does not have.
+	ErrVolumeNotFound = errors.New("volume not found")
 )
 
 // kindError is an error whose message says what happened and how to fix
@@ -66,7 +68,10 @@ func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key str
 		(replaces == nil || replaces.ContainerID != holder.ContainerID) {
 		return scheduler.Reservation{}, nameInUse(spec, holder)
 	}
-	req := schedulerRequest(spec)
+	req, err := ps.request(spec)
+	if err != nil {
+		return scheduler.Reservation{}, err
+	}
 	req.Key = key
 	return ps.sched.Reserve(ctx, req)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
@@ -24,7 +25,7 @@ type Client struct {
 
 	mu      sync.Mutex // guards leases, planned and failed; never held across I/O
 	leases  map[string]heldLease
-	planned map[string]bool // pools planned by this process
+	planned map[string]bool // pools (and, by plannedVolume, volumes) planned by this process
 	// failed is set once a create of this process did not fit: the plan
 	// fails, so its leases only keep capacity from others.
 	failed bool
@@ -122,6 +123,11 @@ func (c *Client) takeLease(ctx context.Context, req api.LeaseRequest) (backend.P
 	if isCode(err, api.CodePoolNotFound) && c.plannedHere(req.Spec.Pool) {
 		// The pool is created by this same apply, before its containers:
 		// berthd places them at apply, and the plan shows no host.
+		return backend.PlanResult{}, nil
+	}
+	if isCode(err, api.CodeVolumeNotFound) && c.mountsPlannedVolume(req.Spec) {
+		// It mounts a volume created by this same apply: berthd places
+		// it beside the volume at apply.
 		return backend.PlanResult{}, nil
 	}
 	if isCode(err, api.CodeNoFit) {
@@ -225,6 +231,19 @@ func (c *Client) leaseBatch(ctx context.Context, ops []leaseOp) ([]api.Lease, []
 		}
 	}
 	return leases, errs, nil
+}
+
+// mountsPlannedVolume reports whether spec mounts a volume this process
+// planned.
+func (c *Client) mountsPlannedVolume(spec backend.ContainerSpec) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range spec.Options.Mounts {
+		if m.Type == engine.MountVolume && c.planned[plannedVolume(spec.Pool, m.Source)] {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) plannedHere(pool string) bool {

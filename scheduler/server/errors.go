@@ -26,6 +26,7 @@ var statusOf = map[string]int{
 	api.CodeContainerNotFound:     http.StatusNotFound,
 	api.CodeNetworkNotFound:       http.StatusNotFound,
 	api.CodeNetworkInUse:          http.StatusConflict,
+	api.CodeVolumeNotFound:        http.StatusNotFound,
 	api.CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	api.CodeInFlight:              http.StatusConflict,
 	api.CodeNoFit:                 http.StatusConflict,
@@ -63,6 +64,8 @@ func errorOf(err error) (int, *api.Error) {
 		e = apiError(api.CodeNameInUse, err.Error())
 	case errors.Is(err, backend.ErrPoolNotFound):
 		e = apiError(api.CodePoolNotFound, err.Error())
+	case errors.Is(err, backend.ErrVolumeNotFound):
+		e = apiError(api.CodeVolumeNotFound, err.Error())
 	case errors.Is(err, backend.ErrPoolInUse):
 		e = apiError(api.CodePoolInUse, err.Error())
 	case errors.Is(err, backend.ErrNetworkInUse):

@@ -44,6 +44,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle(api.RouteNetworkGet, s.query(s.getNetwork))
 	mux.Handle(api.RouteNetworkDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteNetwork()))
 
+	mux.Handle(api.RouteVolumePlan, s.query(s.planVolume()))
+	mux.Handle(api.RouteVolumeCreate, s.command(RoleDeploy, http.StatusCreated, true, s.createVolume()))
+	mux.Handle(api.RouteVolumeRead, s.query(s.readVolume()))
+	mux.Handle(api.RouteVolumeDelete, s.command(RoleDeploy, http.StatusNoContent, true, s.deleteVolume()))
+	mux.Handle(api.RouteVolumeFind, s.query(s.findVolume))
+
 	// JSON errors for the rest: a known path with another method, and
 	// unknown paths.
 	seen := map[string]bool{}
