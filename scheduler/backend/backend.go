@@ -198,8 +198,10 @@ type HostUsage struct {
 	Volumes       int
 	DiskBytes     int64    // declared volume space; 0: not accounted
 	DiskReserved  int64    // held by volumes' sizes
+	DiskFree      int64    // DiskBytes less DiskReserved, never below 0
 	GPUs          int      // declared GPUs
 	GPUsReserved  int      // held by containers
+	GPUsFree      int      // GPUs less GPUsReserved, never below 0
 	GPUIDs        []string // declared GPU ids, when named
 	GPUIDsHeld    []string // of those, the ones containers hold
 }

@@ -204,8 +204,10 @@ func (b *Embedded) PoolUsage(ctx context.Context, name string) (PoolUsage, error
 			Volumes:       h.Volumes,
 			DiskBytes:     h.Host.DiskBytes,
 			DiskReserved:  h.DiskBytes,
+			DiskFree:      max(0, h.Host.DiskBytes-h.DiskBytes),
 			GPUs:          h.Host.Devices,
 			GPUsReserved:  h.Devices,
+			GPUsFree:      max(0, h.Host.Devices-h.Devices),
 			GPUIDs:        h.Host.DeviceIDs,
 			GPUIDsHeld:    h.DeviceIDs,
 		})

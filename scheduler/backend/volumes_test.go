@@ -81,15 +81,16 @@ func TestEmbeddedVolumesDecidePlacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range usage.Hosts {
-		if h.Volumes != 1 || h.DiskReserved != 600<<20 || h.DiskBytes != 1<<30 {
-			t.Errorf("another process sees %s with %d volumes, disk %d of %d", h.Name, h.Volumes, h.DiskReserved, h.DiskBytes)
+		if h.Volumes != 1 || h.DiskReserved != 600<<20 || h.DiskBytes != 1<<30 || h.DiskFree != 424<<20 {
+			t.Errorf("another process sees %s with %d volumes, disk %d of %d (%d free)", h.Name, h.Volumes, h.DiskReserved, h.DiskBytes, h.DiskFree)
 		}
 	}
 }
 
 // TestEmbeddedConcurrentGPUCreatesNeverShareADevice: GPU containers created
 // at once get distinct ids (as NVIDIA_VISIBLE_DEVICES and the label), and
-// one more than there are GPUs does not fit.
+// one more than there are GPUs does not fit; another process's usage
+// counts the ids held.
 func TestEmbeddedConcurrentGPUCreatesNeverShareADevice(t *testing.T) {
 	env := testenv.Require(t)
 	b := newProcess(t, env)
@@ -145,5 +146,12 @@ func TestEmbeddedConcurrentGPUCreatesNeverShareADevice(t *testing.T) {
 	}
 	if failed != 1 || len(held) != 3 {
 		t.Errorf("%d failed, %d gpus handed out; want 1 and 3", failed, len(held))
+	}
+	usage, err := newProcess(t, env).PoolUsage(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := usage.Hosts[0]; h.GPUs != 3 || h.GPUsReserved != len(held) || h.GPUsFree != 3-len(held) || len(h.GPUIDsHeld) != len(held) {
+		t.Errorf("another process sees %d of %d GPUs held (%d free, ids %v), want the %d handed out", h.GPUsReserved, h.GPUs, h.GPUsFree, h.GPUIDsHeld, len(held))
 	}
 }

@@ -1,5 +1,7 @@
 // Package status is berthd's live status page at /: per pool, the hosts
-// with bars for CPU, memory and container slots (used and capacity),
+// with bars for CPU, memory, container slots, disk (volume space held by
+// volumes' sizes) and GPUs (with the ids held), each used of capacity and
+// free, "not accounted" on a host that declares no disk or no GPUs;
 // cordoned and unhealthy hosts, the leases held by token name with their
 // age, and the recent placement failures with their explanation.
 //

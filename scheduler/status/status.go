@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,12 +90,18 @@ type poolView struct {
 type hostView struct {
 	Name, State, Cause string
 	CPU, Memory, Slots bar
+	// Disk and GPUs are nil on a host that declares none: the scheduler
+	// does not account them there.
+	Disk, GPUs *bar
+	GPUsHeld   string // the ids containers hold, comma-separated
 }
 
+// bar is one used/capacity gauge; Free is what the API reports free (the
+// slots of a host without a limit have none to report).
 type bar struct {
-	Used, Capacity int64
-	Percent        int
-	Label          string
+	Used, Capacity, Free int64
+	Percent              int
+	Label, FreeLabel     string
 }
 
 type leaseView struct {
@@ -147,9 +155,17 @@ func (p *Page) view(usage api.UsageList, pools api.PoolList, leases api.LeaseLis
 		pv := poolView{Name: pu.Name, Strategy: pu.Strategy}
 		for _, h := range pu.Hosts {
 			hv := hostView{Name: h.Name, State: "healthy",
-				CPU:    newBar(h.Reserved.MilliCPU, h.Capacity.MilliCPU, cpuLabel),
-				Memory: newBar(h.Reserved.MemoryBytes, h.Capacity.MemoryBytes, memoryLabel),
-				Slots:  newBar(int64(h.Containers), int64(h.MaxContainers), slotLabel),
+				CPU:    cpuUnit.bar(h.Reserved.MilliCPU, h.Capacity.MilliCPU, h.Free.MilliCPU),
+				Memory: byteUnit.bar(h.Reserved.MemoryBytes, h.Capacity.MemoryBytes, h.Free.MemoryBytes),
+				Slots:  slotsBar(h.Containers, h.MaxContainers),
+			}
+			if h.DiskBytes > 0 {
+				disk := byteUnit.bar(h.DiskReserved, h.DiskBytes, h.DiskFree)
+				hv.Disk = &disk
+			}
+			if h.GPUs > 0 {
+				devices := gpuUnit.bar(int64(h.GPUsReserved), int64(h.GPUs), int64(h.GPUsFree))
+				hv.GPUs, hv.GPUsHeld = &devices, strings.Join(h.GPUIDsHeld, ",")
 			}
 			spec := specs[pu.Name].Hosts[h.Name]
 			switch {
@@ -179,27 +195,35 @@ func (p *Page) view(usage api.UsageList, pools api.PoolList, leases api.LeaseLis
 	return v
 }
 
-func newBar(used, capacity int64, label func(used, capacity int64) string) bar {
-	b := bar{Used: used, Capacity: capacity, Label: label(used, capacity)}
+// unit formats one kind of quantity for the bars' labels.
+type unit struct {
+	format func(int64) string
+	suffix string
+}
+
+var (
+	cpuUnit  = unit{func(milli int64) string { return fmt.Sprintf("%.2f", float64(milli)/1000) }, " CPU"}
+	byteUnit = unit{func(n int64) string { return units.BytesSize(float64(n)) }, ""}
+	gpuUnit  = unit{func(n int64) string { return strconv.FormatInt(n, 10) }, " GPU"}
+	slotUnit = unit{func(n int64) string { return strconv.FormatInt(n, 10) }, ""}
+)
+
+func (u unit) bar(used, capacity, free int64) bar {
+	b := bar{Used: used, Capacity: capacity, Free: free,
+		Label:     u.format(used) + " / " + u.format(capacity) + u.suffix,
+		FreeLabel: u.format(free) + u.suffix + " free"}
 	if capacity > 0 {
 		b.Percent = int(min(100, used*100/capacity))
 	}
 	return b
 }
 
-func cpuLabel(used, capacity int64) string {
-	return fmt.Sprintf("%.2f / %.2f CPU", float64(used)/1000, float64(capacity)/1000)
-}
-
-func memoryLabel(used, capacity int64) string {
-	return units.BytesSize(float64(used)) + " / " + units.BytesSize(float64(capacity))
-}
-
-func slotLabel(used, capacity int64) string {
-	if capacity == 0 {
-		return fmt.Sprintf("%d (no limit)", used)
+// slotsBar is a host's container slots; zero slots means no limit.
+func slotsBar(containers, most int) bar {
+	if most == 0 {
+		return bar{Used: int64(containers), Label: fmt.Sprintf("%d (no limit)", containers)}
 	}
-	return fmt.Sprintf("%d / %d", used, capacity)
+	return slotUnit.bar(int64(containers), int64(most), int64(max(0, most-containers)))
 }
 
 func roughly(d time.Duration) string {

@@ -206,15 +206,16 @@ func webSpec(env *testenv.Env, pool, name string) backend.ContainerSpec {
 	}
 }
 
-// cleanPool removes the pool's containers and records from the engines.
+// cleanPool removes the pool's containers, volumes and records from the engines.
 func cleanPool(t *testing.T, env *testenv.Env, pool string) {
 	t.Cleanup(func() {
 		for _, e := range env.Engines {
 			for _, id := range dockerIDs(t, e, "label=sh.berth.pool="+pool) {
 				_ = exec.Command("docker", "-H", e.Socket, "rm", "-f", id).Run()
 			}
-			out, _ := exec.Command("docker", "-H", e.Socket, "volume", "ls", "-q", "--filter", "name=berth-pool-"+pool+"-").Output()
-			for _, v := range strings.Fields(string(out)) {
+			records, _ := exec.Command("docker", "-H", e.Socket, "volume", "ls", "-q", "--filter", "name=berth-pool-"+pool+"-").Output()
+			volumes, _ := exec.Command("docker", "-H", e.Socket, "volume", "ls", "-q", "--filter", "label=sh.berth.pool="+pool, "--filter", "label=sh.berth.volume").Output()
+			for _, v := range strings.Fields(string(records) + " " + string(volumes)) {
 				_ = exec.Command("docker", "-H", e.Socket, "volume", "rm", v).Run()
 			}
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,11 +49,34 @@ func chromium(t *testing.T, args ...string) []byte {
 	return out
 }
 
-var hostRow = regexp.MustCompile(`<tr class="host" data-host="([^"]+)" data-cpu-used="(\d+)" data-cpu-capacity="(\d+)" data-memory-used="(\d+)" data-memory-capacity="(\d+)" data-containers="(\d+)" data-state="([a-z]+)"`)
+var (
+	hostRow  = regexp.MustCompile(`(?s)<tr class="host" ([^>]*)>(.*?)</tr>`)
+	dataAttr = regexp.MustCompile(`data-([a-z-]+)="([^"]*)"`)
+)
+
+// shownHost is one host row of the page: its data-* attributes and text.
+type shownHost struct {
+	attrs map[string]string
+	cells string
+}
+
+func shownHosts(dom string) map[string]shownHost {
+	hosts := map[string]shownHost{}
+	for _, row := range hostRow.FindAllStringSubmatch(dom, -1) {
+		h := shownHost{attrs: map[string]string{}, cells: row[2]}
+		for _, a := range dataAttr.FindAllStringSubmatch(row[1], -1) {
+			h.attrs[a[1]] = a[2]
+		}
+		hosts[h.attrs["host"]] = h
+	}
+	return hosts
+}
 
 // The status page, driven in headless Chromium: with the token in the URL
-// it loads its live part by itself; the hosts, their numbers and states,
-// the leases and the failure it shows are the API's. A screenshot is taken.
+// it loads its live part by itself; the hosts, their numbers (CPU, memory,
+// containers, and disk and GPUs on the host that declares them, with the
+// volume's size and the GPU a container holds) and states, the leases and
+// the failure it shows are the API's. A screenshot is taken.
 func TestStatusPage(t *testing.T) {
 	env := testenv.Require(t)
 	cleanPool(t, env, "page1")
@@ -58,9 +84,13 @@ func TestStatusPage(t *testing.T) {
 	b.waitReady(t)
 	spec := testPool(env, "page1", 8, 61800)
 	cordoned := env.Engines[len(env.Engines)-1].Name
+	devices := env.Engines[0].Name // declares disk and GPUs
 	for name, h := range spec.Hosts {
 		h.MaxContainers = 8
 		h.Cordoned = name == cordoned
+		if name == devices {
+			h.DiskBytes, h.GPUs, h.GPUIDs = 1<<30, 2, []string{"GPU-a", "GPU-b"}
+		}
 		spec.Hosts[name] = h
 	}
 	decodeAs[backend.PoolStatus](t, b.settle(t, "PUT", api.PoolPath("page1"), "pool", spec), http.StatusOK)
@@ -74,17 +104,18 @@ func TestStatusPage(t *testing.T) {
 	if a := b.do("POST", api.PathLeases, adminToken, "lease-huge", api.LeaseRequest{Spec: huge}); a.code() != api.CodeNoFit {
 		t.Fatalf("a lease that fits nowhere: %d %s", a.status, a.body)
 	}
+	decodeAs[backend.VolumeState](t, b.settle(t, "POST", api.PathVolumes, "volume-0", api.VolumeCreateRequest{
+		Spec: backend.VolumeSpec{Pool: "page1", Name: "page1-data", SizeBytes: 300 << 20, Host: devices}}), http.StatusCreated)
+	trainer := webSpec(env, "page1", "trainer")
+	trainer.Ports, trainer.GPUs = nil, 1
+	held := decodeAs[backend.ContainerState](t, b.settle(t, "POST", api.PathContainers, "create-trainer", api.CreateRequest{Spec: trainer}), http.StatusCreated)
 
 	page := b.url + "/#token=" + adminToken
 	dom := string(chromium(t, "--dump-dom", page))
 	usage := decodeAs[backend.PoolUsage](t, b.do("GET", api.PoolUsagePath("page1"), adminToken, "", nil), http.StatusOK)
-	rows := hostRow.FindAllStringSubmatch(dom, -1)
-	if len(rows) != len(usage.Hosts) {
-		t.Fatalf("the page shows %d hosts, the API %d; page: %s", len(rows), len(usage.Hosts), dom)
-	}
-	shown := map[string][]string{}
-	for _, r := range rows {
-		shown[r[1]] = r[2:]
+	shown := shownHosts(dom)
+	if len(shown) != len(usage.Hosts) {
+		t.Fatalf("the page shows %d hosts, the API %d; page: %s", len(shown), len(usage.Hosts), dom)
 	}
 	for _, h := range usage.Hosts {
 		row, ok := shown[h.Name]
@@ -92,17 +123,42 @@ func TestStatusPage(t *testing.T) {
 			t.Errorf("host %s is not on the page", h.Name)
 			continue
 		}
-		want := []string{strconv.FormatInt(h.Reserved.MilliCPU, 10), strconv.FormatInt(h.Capacity.MilliCPU, 10),
-			strconv.FormatInt(h.Reserved.MemoryBytes, 10), strconv.FormatInt(h.Capacity.MemoryBytes, 10), strconv.Itoa(h.Containers)}
-		for i, w := range want {
-			if row[i] != w {
-				t.Errorf("host %s: the page shows %v, the API %v (cpu used, cpu capacity, memory used, memory capacity, containers)", h.Name, row[:5], want)
-				break
+		want := map[string]string{
+			"cpu-used": strconv.FormatInt(h.Reserved.MilliCPU, 10), "cpu-capacity": strconv.FormatInt(h.Capacity.MilliCPU, 10),
+			"memory-used": strconv.FormatInt(h.Reserved.MemoryBytes, 10), "memory-capacity": strconv.FormatInt(h.Capacity.MemoryBytes, 10),
+			"containers": strconv.Itoa(h.Containers),
+			"state":      map[bool]string{true: "cordoned", false: "healthy"}[h.Name == cordoned],
+		}
+		if h.Name == devices {
+			// Only the volume's size and the trainer's GPU are held there.
+			if h.DiskReserved != 300<<20 || h.DiskBytes != 1<<30 || h.DiskFree != 1<<30-300<<20 ||
+				h.GPUsReserved != 1 || h.GPUsFree != 1 || !slices.Equal(h.GPUIDsHeld, held.GPUIDs) || len(held.GPUIDs) != 1 {
+				t.Errorf("the API reports %s with disk %d of %d (%d free), GPUs %d (%d free, %v held); want the 300MiB volume and the trainer's GPU %v",
+					h.Name, h.DiskReserved, h.DiskBytes, h.DiskFree, h.GPUsReserved, h.GPUsFree, h.GPUIDsHeld, held.GPUIDs)
+			}
+			maps.Copy(want, map[string]string{
+				"disk-used": strconv.FormatInt(h.DiskReserved, 10), "disk-capacity": strconv.FormatInt(h.DiskBytes, 10),
+				"disk-free": strconv.FormatInt(h.DiskFree, 10),
+				"gpus-used": strconv.Itoa(h.GPUsReserved), "gpus-capacity": strconv.Itoa(h.GPUs),
+				"gpus-free": strconv.Itoa(h.GPUsFree), "gpus-held": strings.Join(h.GPUIDsHeld, ","),
+			})
+			for _, text := range []string{"300MiB / 1GiB", "724MiB free", "1 / 2 GPU", "1 GPU free", "held: " + strings.Join(held.GPUIDs, ",")} {
+				if !strings.Contains(row.cells, text) {
+					t.Errorf("host %s: the page does not show %q:\n%s", h.Name, text, row.cells)
+				}
+			}
+		} else if !strings.Contains(row.cells, "not accounted (no disk declared)") || !strings.Contains(row.cells, "not accounted (no gpus declared)") {
+			t.Errorf("host %s declares no disk and no GPUs, the page does not say they are not accounted:\n%s", h.Name, row.cells)
+		}
+		for attr, w := range want {
+			if row.attrs[attr] != w {
+				t.Errorf("host %s: the page shows %s=%q, the API %q", h.Name, attr, row.attrs[attr], w)
 			}
 		}
-		wantState := map[bool]string{true: "cordoned", false: "healthy"}[h.Name == cordoned]
-		if row[5] != wantState {
-			t.Errorf("host %s shown %s, want %s", h.Name, row[5], wantState)
+		for attr := range row.attrs {
+			if _, ok := want[attr]; !ok && attr != "host" {
+				t.Errorf("host %s: the page shows %s=%q, which the API does not report for it", h.Name, attr, row.attrs[attr])
+			}
 		}
 	}
 	if n := len(regexp.MustCompile(`<tr class="lease" data-holder="admin"`).FindAllString(dom, -1)); n != 2 {
