@@ -30,7 +30,8 @@ readonly start_timeout=${BERTH_ENGINES_START_TIMEOUT:-60}
 readonly stop_timeout=${BERTH_ENGINES_STOP_TIMEOUT:-30}
 readonly image=berth-test/app:1
 readonly marker=$dir/.berth-engines
-# Bridge berthbrS gets 10.213.S.1/24; engine networks come from 10.214.S.0/24.
+# Bridge berthbrS gets the S-th /20 of 10.192.0.0/12 (4,094 addresses: room
+# for 1,000 containers on one engine); engine networks come from 10.214.S.0/24.
 readonly bridge_prefix=berthbr cgroup_prefix=berth-engine-
 
 # The docker CLI must talk only to the endpoint it is given.
@@ -42,6 +43,19 @@ die() { log "error: $*"; exit 1; }
 node_dir() { echo "$dir/$1"; }
 socket_of() { echo "unix://$dir/$1/docker.sock"; }
 slot_of() { cat "$dir/$1/slot"; }
+
+# bridge_subnet prints slot $1's /20 (1 -> 10.192.16.0/20, 250 -> 10.207.160.0/20).
+bridge_subnet() {
+  local blocks=$(($1 * 16))
+  echo "10.$((192 + blocks / 256)).$((blocks % 256)).0/20"
+}
+
+# bridge_address prints the bridge's own address in slot $1's subnet.
+bridge_address() {
+  local subnet
+  subnet=$(bridge_subnet "$1")
+  echo "${subnet%.0/20}.1/20"
+}
 
 # recorded_nodes lists the engines of the current set-up, in order.
 recorded_nodes() {
@@ -96,7 +110,8 @@ claim_slot() {
   local node=$1 slot
   for slot in $(seq 1 250); do
     ip link add "$bridge_prefix$slot" type bridge 2>/dev/null || continue
-    if ip -4 -o addr show | grep -qF " 10.213.$slot." || [[ -n $(ip -4 route show "10.213.$slot.0/24") ]]; then
+    # Any route or local address inside the /20 means someone uses it.
+    if [[ -n $(ip -4 route show table all root "$(bridge_subnet "$slot")") ]]; then
       ip link del "$bridge_prefix$slot"
       continue
     fi
@@ -104,13 +119,14 @@ claim_slot() {
     bring_up_bridge "$slot"
     return
   done
-  die "no free bridge name $bridge_prefix<1-250> with a free subnet 10.213.<n>.0/24"
+  die "no free bridge name $bridge_prefix<1-250> with a free /20 in 10.192.0.0/12"
 }
 
 bring_up_bridge() {
-  local slot=$1 bridge=$bridge_prefix$1
+  local bridge=$bridge_prefix$1 address
+  address=$(bridge_address "$1")
   ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
-  ip -4 addr show dev "$bridge" | grep -qF "10.213.$slot.1/24" || ip addr add "10.213.$slot.1/24" dev "$bridge"
+  ip -4 addr show dev "$bridge" | grep -qF " $address " || ip addr add "$address" dev "$bridge"
   ip link set "$bridge" up
 }
 
