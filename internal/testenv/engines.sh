@@ -122,11 +122,12 @@ claim_slot() {
   die "no free bridge name $bridge_prefix<1-250> with a free /20 in 10.192.0.0/12"
 }
 
+# bring_up_bridge gives the bridge its address unless it has one: an engine
+# set made by an older engines.sh (a /24 of 10.213.0.0/16) keeps its own.
 bring_up_bridge() {
-  local bridge=$bridge_prefix$1 address
-  address=$(bridge_address "$1")
+  local bridge=$bridge_prefix$1
   ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
-  ip -4 addr show dev "$bridge" | grep -qF " $address " || ip addr add "$address" dev "$bridge"
+  [[ -n $(ip -4 -o addr show dev "$bridge") ]] || ip addr add "$(bridge_address "$1")" dev "$bridge"
   ip link set "$bridge" up
 }
 
