@@ -140,11 +140,11 @@ func TestAccPoolLifecycle(t *testing.T) {
 			{ // a host still running a container of the pool cannot leave it
 				PreConfig:   func() { orphanOn(t, env, set, node2, pool) },
 				Config:      env.ProviderHCL() + accPool(pool, "spread", onlyNode1),
-				ExpectError: diagnostic(`cannot remove host\(s\) ` + node2 + ` from pool "` + pool + `": it still has 1 container\(s\): other-workspace \(on ` + node2 + `\)`),
+				ExpectError: diagnostic(`cannot remove host\(s\) ` + node2 + ` from pool "` + pool + `": it still has 1 container\(s\) or volume\(s\): other-workspace \(on ` + node2 + `\)`),
 			},
 			{ // nor can the pool be deleted while it has one
 				Config:      env.ProviderHCL(),
-				ExpectError: diagnostic(`cannot delete pool "` + pool + `": it still has 1 container\(s\): other-workspace \(on ` + node2 + `\)`),
+				ExpectError: diagnostic(`cannot delete pool "` + pool + `": it still has 1 container\(s\) or volume\(s\): other-workspace \(on ` + node2 + `\)`),
 			},
 			{ // once the other workspace's container is gone, the host leaves
 				PreConfig: func() { removePoolContainers(t, set, pool) },

@@ -47,7 +47,9 @@ type accPoolHost struct {
 	Memory     string
 	PortMin    int
 	PortCount  int // size of port_range; 0 means 100
-	MaxPerHost int // max_containers; 0 leaves it out
+	MaxPerHost int      // max_containers; 0 leaves it out
+	Disk       string   // disk; "" leaves it out
+	GPUIDs     []string // gpu_ids; nil leaves it out
 }
 
 // accPool renders a berth_pool resource named like the pool.
@@ -62,6 +64,12 @@ func accPool(name, strategy string, hosts []accPoolHost) string {
 		fmt.Fprintf(&b, "    %s = {\n      cpu = %g\n      memory = %q\n      port_range = \"%d-%d\"\n", h.Engine, h.CPU, h.Memory, h.PortMin, h.PortMin+ports-1)
 		if h.MaxPerHost > 0 {
 			fmt.Fprintf(&b, "      max_containers = %d\n", h.MaxPerHost)
+		}
+		if h.Disk != "" {
+			fmt.Fprintf(&b, "      disk = %q\n", h.Disk)
+		}
+		if h.GPUIDs != nil {
+			fmt.Fprintf(&b, "      gpu_ids = [\"%s\"]\n", strings.Join(h.GPUIDs, `", "`))
 		}
 		if len(h.Labels) > 0 {
 			keys := make([]string, 0, len(h.Labels))
@@ -124,7 +132,7 @@ func poolContainers(ctx context.Context, set *engine.Set, pool string) (map[stri
 }
 
 // cleanupPool removes whatever a failed test left of a pool: containers
-// first, then records, so later tests and runs start clean.
+// first, then volumes and records, so later tests and runs start clean.
 func cleanupPool(t *testing.T, set *engine.Set, pool string) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -137,6 +145,10 @@ func cleanupPool(t *testing.T, set *engine.Set, pool string) {
 			listed, _ := eng.ListContainers(ctx, pool)
 			for _, c := range listed {
 				_ = eng.Remove(ctx, c.ID)
+			}
+			volumes, _ := eng.ListVolumes(ctx, pool)
+			for _, v := range volumes {
+				_ = eng.RemoveVolume(ctx, v.Name)
 			}
 			_ = eng.DeletePoolRecord(ctx, pool)
 		}

@@ -30,6 +30,8 @@ type ContainerResourceModel struct {
 	Env              types.Map      `tfsdk:"env"`
 	CPU              types.Float64  `tfsdk:"cpu"`
 	Memory           types.String   `tfsdk:"memory"`
+	GPUs             types.Int64    `tfsdk:"gpus"`
+	GPUIDs           types.List     `tfsdk:"gpu_ids"` // computed
 	Ports            types.List     `tfsdk:"ports"` // of portModel
 	Constraints      types.List     `tfsdk:"constraints"`
 	SpreadGroup      types.String   `tfsdk:"spread_group"`
@@ -133,7 +135,7 @@ func (m ContainerResourceModel) replacesExisting(state ContainerResourceModel) b
 		{emptyAsNull(m.Env), emptyAsNull(state.Env)}, {m.Ports, state.Ports},
 		{m.SpreadGroup, state.SpreadGroup}, {m.MaxPerHost, state.MaxPerHost},
 		{zeroRetriesAsNull(m.Healthcheck), zeroRetriesAsNull(state.Healthcheck)}, {m.Host, state.Host},
-		{m.PullTriggers, state.PullTriggers},
+		{m.PullTriggers, state.PullTriggers}, {m.GPUs, state.GPUs},
 	}
 	pairs = append(pairs, m.runtimePairs(state)...)
 	for _, p := range pairs {
@@ -239,6 +241,7 @@ func (m ContainerResourceModel) spec(ctx context.Context) (backend.ContainerSpec
 		Restart:     m.Restart.ValueString(),
 		StopTimeout: m.stopTimeout(),
 		Limits:      m.limits(),
+		GPUs:        int(m.GPUs.ValueInt64()),
 	}
 	if isKnown(m.Host) {
 		spec.Host = m.Host.ValueString()
@@ -297,6 +300,7 @@ func (m *ContainerResourceModel) observe(ctx context.Context, c backend.Containe
 	m.ImageID = types.StringValue(c.ImageID)
 	m.RepoDigest = types.StringValue(c.RepoDigest)
 	var diags diag.Diagnostics
+	m.GPUIDs = listOf(ctx, types.StringType, append([]string{}, c.GPUIDs...), &diags)
 	m.observeNetworks(ctx, c.NetworkAddresses, &diags)
 	published := make([]publishedPortModel, len(c.Ports))
 	for i, p := range c.Ports {
@@ -338,6 +342,7 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 		Constraints:  types.ListNull(types.StringType),
 		SpreadGroup:  types.StringNull(),
 		MaxPerHost:   types.Int64Null(),
+		GPUs:         types.Int64Null(),
 		Restart:      types.StringValue(c.Restart),
 		Healthcheck:  types.ObjectNull(healthcheckTypes),
 		RegistryAuth: types.ObjectNull(registryAuthTypes),
@@ -367,6 +372,9 @@ func importedModel(ctx context.Context, c backend.ContainerState) (ContainerReso
 	}
 	if c.MaxPerHost > 0 {
 		m.MaxPerHost = types.Int64Value(int64(c.MaxPerHost))
+	}
+	if len(c.GPUIDs) > 0 {
+		m.GPUs = types.Int64Value(int64(len(c.GPUIDs)))
 	}
 	if c.Healthcheck != nil {
 		var d diag.Diagnostics

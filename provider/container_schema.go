@@ -138,6 +138,15 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Default:    stringdefault.StaticString(defaultMemory),
 				Validators: []validator.String{memoryValidator()},
 			},
+			"gpus": schema.Int64Attribute{
+				MarkdownDescription: "GPUs reserved for the container, e.g. `1`, from its host's `gpus` (a `berth_pool` " +
+					"host setting): the scheduler holds them like CPU, so two containers never get the same " +
+					"device, and the container sees its own (`gpu_ids`, given to it as `NVIDIA_VISIBLE_DEVICES`). " +
+					"Changing it replaces the container.",
+				Optional:      true,
+				Validators:    []validator.Int64{int64validator.Between(1, 64)},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+			},
 			"ports": schema.ListNestedAttribute{
 				MarkdownDescription: "Ports to publish on the host. Non-zero external ports must be unique per protocol.",
 				Optional:            true,
@@ -303,6 +312,13 @@ func (r *ContainerResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				Computed:      true,
 				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 				NestedObject:  schema.NestedAttributeObject{Attributes: portAttributes(true)},
+			},
+			"gpu_ids": schema.ListAttribute{
+				MarkdownDescription: "The GPUs the container holds: the host's `gpu_ids` when it names them, else " +
+					"their indexes (`\"0\"`, `\"1\"`, …). Empty without `gpus`.",
+				ElementType:   types.StringType,
+				Computed:      true,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 			},
 			"reservation_id": schema.StringAttribute{
 				MarkdownDescription: "ID of the capacity reservation that holds the container's place.",

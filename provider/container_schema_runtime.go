@@ -143,20 +143,22 @@ func runtimeAttributes() map[string]schema.Attribute {
 			MarkdownDescription: "Filesystems mounted into the container: `bind` mounts a path of the host the " +
 				"container lands on (it must exist there: the create fails naming the host and the path; pin " +
 				"the container with `host` or constrain it to hosts that have the path), `tmpfs` mounts a " +
-				"memory-backed filesystem.",
+				"memory-backed filesystem, `volume` mounts a `berth_volume` of the same pool: the container " +
+				"lands on the volume's host, and so does every replacement (when that host cannot take it, " +
+				"the plan fails naming the volume). Changing the mounts replaces the container.",
 			Optional:      true,
 			Validators:    []validator.List{mountsValidator{}},
 			PlanModifiers: replaceList,
 			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 				"type": schema.StringAttribute{
-					MarkdownDescription: "`bind` or `tmpfs`.",
+					MarkdownDescription: "`bind`, `volume` or `tmpfs`.",
 					Required:            true,
-					Validators:          []validator.String{stringvalidator.OneOf(engine.MountBind, engine.MountTmpfs)},
+					Validators:          []validator.String{stringvalidator.OneOf(engine.MountBind, engine.MountVolume, engine.MountTmpfs)},
 				},
 				"source": schema.StringAttribute{
-					MarkdownDescription: "`bind`: the absolute path on the host. Not used by `tmpfs`.",
-					Optional:            true,
-					Validators:          []validator.String{absolutePathValidator()},
+					MarkdownDescription: "`bind`: the absolute path on the host. `volume`: the volume's name " +
+						"(`berth_volume.NAME.name`, which also orders the volume's create first). Not used by `tmpfs`.",
+					Optional: true,
 				},
 				"target": schema.StringAttribute{
 					MarkdownDescription: "Absolute path inside the container.",

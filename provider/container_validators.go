@@ -10,6 +10,8 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/moby/sys/signal"
@@ -220,7 +222,7 @@ func parseMode(s string) (uint32, error) {
 type mountsValidator struct{}
 
 func (mountsValidator) Description(context.Context) string {
-	return "bind mounts need a source; size and mode are for tmpfs; targets are unique"
+	return "bind mounts need an absolute source, volume mounts a volume name; size and mode are for tmpfs; targets are unique"
 }
 
 func (v mountsValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
@@ -241,17 +243,15 @@ func (mountsValidator) ValidateList(_ context.Context, req validator.ListRequest
 		if !isKnown(kind) {
 			continue
 		}
+		source, _ := attrs["source"].(types.String)
 		set := func(name string) bool { v, ok := attrs[name].(types.String); return ok && !v.IsNull() }
 		switch kind.ValueString() {
-		case engine.MountBind:
-			if !set("source") {
-				resp.Diagnostics.AddAttributeError(entry.AtName("source"), "Bind mount without a source",
-					fmt.Sprintf("%s: a bind mount needs source, the absolute path on the host.", entry))
-			}
+		case engine.MountBind, engine.MountVolume:
+			checkMountSource(kind.ValueString(), source, entry.AtName("source"), &resp.Diagnostics)
 			for _, name := range []string{"size", "mode"} {
 				if set(name) {
 					resp.Diagnostics.AddAttributeError(entry.AtName(name), "Not a tmpfs mount",
-						fmt.Sprintf("%s: %s applies to tmpfs mounts only; remove it from this bind mount.", entry.AtName(name), name))
+						fmt.Sprintf("%s: %s applies to tmpfs mounts only; remove it from this %s mount.", entry.AtName(name), name, kind.ValueString()))
 				}
 			}
 		case engine.MountTmpfs:
@@ -268,5 +268,25 @@ func (mountsValidator) ValidateList(_ context.Context, req validator.ListRequest
 			}
 			targets[target.ValueString()] = i
 		}
+	}
+}
+
+// checkMountSource checks a bind mount's host path or a volume mount's
+// volume name.
+func checkMountSource(kind string, source types.String, at path.Path, diags *diag.Diagnostics) {
+	switch {
+	case source.IsUnknown():
+	case source.IsNull() && kind == engine.MountBind:
+		diags.AddAttributeError(at, "Bind mount without a source",
+			fmt.Sprintf("%s: a bind mount needs source, the absolute path on the host.", at))
+	case source.IsNull():
+		diags.AddAttributeError(at, "Volume mount without a source",
+			fmt.Sprintf("%s: a volume mount needs source, the name of a berth_volume of the same pool: source = berth_volume.NAME.name.", at))
+	case kind == engine.MountBind && !strings.HasPrefix(source.ValueString(), "/"):
+		diags.AddAttributeError(at, "Invalid path",
+			fmt.Sprintf("%s: %q is not an absolute path: a bind mount's source is a path on the host, e.g. \"/srv/app\".", at, source.ValueString()))
+	case kind == engine.MountVolume && !containerNameRegexp.MatchString(source.ValueString()):
+		diags.AddAttributeError(at, "Invalid volume name",
+			fmt.Sprintf("%s: %q is not a volume name: use the name of a berth_volume of the same pool, source = berth_volume.NAME.name.", at, source.ValueString()))
 	}
 }

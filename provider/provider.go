@@ -293,7 +293,7 @@ func engineConfigs(ctx context.Context, engines map[string]engineModel) ([]engin
 }
 
 func (p *BerthProvider) Resources(context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewPoolResource, NewContainerResource, NewNetworkResource}
+	return []func() resource.Resource{NewPoolResource, NewContainerResource, NewNetworkResource, NewVolumeResource}
 }
 
 func (p *BerthProvider) DataSources(context.Context) []func() datasource.DataSource {

@@ -251,7 +251,8 @@ func (b *Embedded) lostHost(ctx context.Context, pool, host string) bool {
 	return err == nil && status != nil && status.Spec.Hosts[host].Lost
 }
 
-// refuseIfInUse fails, listing them, when the hosts hold containers of the pool.
+// refuseIfInUse fails, listing them, when the hosts hold containers or
+// volumes of the pool: removing the pool would orphan them, data included.
 func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []string, action string) error {
 	var mu sync.Mutex
 	var inUse []string
@@ -260,11 +261,22 @@ func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []strin
 		if err != nil {
 			return fmt.Errorf("cannot check %s for containers of pool %q: %w", host, pool, err)
 		}
+		eng, err := b.engines.Get(host)
+		if err != nil {
+			return err
+		}
+		volumes, err := eng.ListVolumes(ctx, pool)
+		if err != nil {
+			return fmt.Errorf("cannot check %s for volumes of pool %q: %w", host, pool, err)
+		}
 		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range listed {
 			inUse = append(inUse, fmt.Sprintf("%s (on %s)", c.Name, host))
 		}
-		mu.Unlock()
+		for _, v := range volumes {
+			inUse = append(inUse, fmt.Sprintf("volume %s (on %s)", v.Name, host))
+		}
 		return nil
 	})
 	if err != nil {
@@ -272,7 +284,7 @@ func (b *Embedded) refuseIfInUse(ctx context.Context, pool string, hosts []strin
 	}
 	if len(inUse) > 0 {
 		sort.Strings(inUse)
-		return withKind(ErrPoolInUse, "cannot %s pool %q: it still has %d container(s): %s; destroy or move them first",
+		return withKind(ErrPoolInUse, "cannot %s pool %q: it still has %d container(s) or volume(s): %s; destroy or move them first",
 			action, pool, len(inUse), strings.Join(inUse, ", "))
 	}
 	return nil
