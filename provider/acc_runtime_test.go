@@ -235,6 +235,12 @@ func TestAccContainerRuntimeBadInput(t *testing.T) {
 		{`mounts = [{ type = "tmpfs", target = "t" }]`, `Invalid path...mounts\[0\].target`},
 		{`mounts = [{ type = "tmpfs", target = "/t", mode = "999" }]`, `Invalid mode...mounts\[0\].mode..."999" is not octal`},
 		{`mounts = [{ type = "tmpfs", target = "/t" }, { type = "tmpfs", target = "/t" }]`, `Duplicate mount target...mounts\[1\].target`},
+		{`mounts = [{ type = "bind", source = "srv", target = "/t" }]`, `Invalid path...mounts\[0\].source..."srv" is not an absolute path`},
+		{`mounts = [{ type = "volume", target = "/t" }]`, `Volume mount without a source...mounts\[0\].source...berth_volume`},
+		{`mounts = [{ type = "volume", source = "/srv", target = "/t" }]`, `Invalid volume name...mounts\[0\].source..."/srv" is not a volume name`},
+		{`mounts = [{ type = "volume", source = "data", target = "/t", mode = "0700" }]`, `Not a tmpfs mount...mounts\[0\].mode`},
+		{`mounts = [{ type = "volume", source = "nope", target = "/t" }]`, `mounts volume "nope", which pool pr-badinput does not have...berth_volume`},
+		{`gpus = 0`, `gpus...must be between 1 and 64`},
 	}
 	steps := make([]resource.TestStep, len(cases), len(cases)+1)
 	for i, c := range cases {

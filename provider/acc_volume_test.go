@@ -113,7 +113,7 @@ func TestAccVolumes(t *testing.T) {
 				// 1GiB fits node2 and node3, not node1, where the volume is.
 				Config:      config("1GiB", "three"),
 				PlanOnly:    true,
-				ExpectError: diagnostic(`no host fits db...` + node1 + ` memory...where volume pv-data-0 lives`),
+				ExpectError: diagnostic(`no host fits db...` + node1 + `: memory 512MiB free...where volume pv-data-0 lives`),
 			},
 			{
 				Config:            config("64MiB", "two"),
@@ -212,7 +212,7 @@ func TestAccGPUsNeverDoubleBooked(t *testing.T) {
 			{
 				Config:      config(5),
 				PlanOnly:    true,
-				ExpectError: diagnostic(`no host fits g-4...GPU`),
+				ExpectError: diagnostic(`no host fits g-4 \(needs 0.1 CPU, 32MiB, 1 GPU\)...gpus 0 free`),
 			},
 		},
 	})
@@ -268,4 +268,32 @@ output "hosts" { value = [berth_volume.data.host, berth_container.db.host] }
 	if out, err := ws.run(ctx, "plan", "-detailed-exitcode", "-no-color"); err != nil {
 		t.Fatalf("plan after apply is not empty: %v\n%s", err, out)
 	}
+}
+
+// Bad input on berth_volume fails validation or plan, naming the attribute.
+func TestAccVolumeBadInput(t *testing.T) {
+	t.Parallel()
+	env := accEnv(t)
+	const pool = "pv-badinput"
+	hosts := accHosts(env, 1, "512MiB", 37300)[:1]
+	hosts[0].Disk = "1GiB"
+	cases := []struct{ attr, want string }{
+		{`name = "bad name"`, `name...must be`},
+		{"name = \"v\"\n  size = \"lots\"", `Invalid disk size...size..."lots"`},
+		{"name = \"v\"\n  size = \"512\"", `Invalid disk size...size..."512" has no unit: write "512MiB"`},
+		{"name = \"v\"\n  size = \"2GiB\"", `Volume pv-badinput/v does not fit...size...no host fits v \(needs 2GiB disk\)...disk 1GiB free`},
+		{"name = \"v\"\n  labels = { \"sh.berth.pool\" = \"x\" }", `Invalid label...labels..."sh.berth.pool" uses the reserved prefix`},
+		{"name = \"v\"\n  driver = \"\"", `driver...length`},
+		{"name = \"v\"\n  constraints = [\"zone ==\"]", `constraints`},
+		{"name = \"v\"\n  host = \"nowhere\"", `Volume pv-badinput/v does not fit...nowhere`},
+	}
+	steps := make([]resource.TestStep, len(cases))
+	for i, c := range cases {
+		steps[i] = resource.TestStep{
+			Config:      env.ProviderHCL() + accPool(pool, "spread", hosts) + accVolume("v", pool, c.attr),
+			PlanOnly:    true,
+			ExpectError: diagnostic(c.want),
+		}
+	}
+	resource.Test(t, resource.TestCase{ProtoV6ProviderFactories: accFactories(), Steps: steps})
 }

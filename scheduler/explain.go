@@ -36,7 +36,7 @@ func (e *NoFitError) needs() string {
 		parts = append(parts, formatBytes(e.DiskBytes)+" disk")
 	}
 	if e.Devices > 0 {
-		parts = append(parts, strconv.Itoa(e.Devices)+" gpus")
+		parts = append(parts, strconv.Itoa(e.Devices)+map[bool]string{false: " GPU", true: " GPUs"}[e.Devices > 1])
 	}
 	return strings.Join(parts, ", ")
 }

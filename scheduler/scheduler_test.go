@@ -436,7 +436,7 @@ func TestDisksAndDevices(t *testing.T) {
 		t.Errorf("2 gpus on node1 got %v, want the free ones GPU-a, GPU-c", a.DeviceIDs)
 	}
 	_, err = s.Reserve(context.Background(), Request{Key: "b", Name: "b", Devices: 2, Resources: Resources{MilliCPU: 500, MemoryBytes: 256 * mib}})
-	if err == nil || err.Error() != "no host fits b (needs 0.5 CPU, 256MiB, 2 gpus): node1: gpus 0 free; node2: gpus 1 free" {
+	if err == nil || err.Error() != "no host fits b (needs 0.5 CPU, 256MiB, 2 GPUs): node1: gpus 0 free; node2: gpus 1 free" {
 		t.Errorf("gpus that fit nowhere: %v", err)
 	}
 	if err := s.Release(a.ID); err != nil {

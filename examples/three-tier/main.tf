@@ -1,9 +1,10 @@
 # Berth three-tier stack: web servers published on host ports, an app tier
-# and a database, joined across three engines by one macvlan network.
-# Every host allocates from its own slice of the network's subnet, so
-# addresses are unique across the pool; the database's fixed address puts
-# it on the host whose slice holds it. `make demo-three-tier` passes the
-# endpoints of three local engines and a bridge they share as `parent`.
+# and a database whose data lives in a Berth volume, joined across three
+# engines by one macvlan network. Every host allocates from its own slice
+# of the network's subnet, so addresses are unique across the pool; the
+# database lands on its volume's host, and so does every replacement of it.
+# `make demo-three-tier` passes the endpoints of three local engines and a
+# bridge they share as `parent`.
 
 terraform {
   required_providers {
@@ -51,9 +52,9 @@ provider "berth" {
 resource "berth_pool" "shop" {
   name = "shop"
   hosts = {
-    node1 = { cpu = 2, memory = "1GiB", port_range = "28000-28099" }
-    node2 = { cpu = 2, memory = "1GiB", port_range = "28100-28199" }
-    node3 = { cpu = 2, memory = "1GiB", port_range = "28200-28299" }
+    node1 = { cpu = 2, memory = "1GiB", disk = "4GiB", port_range = "28000-28099" }
+    node2 = { cpu = 2, memory = "1GiB", disk = "4GiB", port_range = "28100-28199" }
+    node3 = { cpu = 2, memory = "1GiB", disk = "4GiB", port_range = "28200-28299" }
   }
 }
 
@@ -75,15 +76,25 @@ resource "berth_network" "internal" {
   host_prefix_length = 26
 }
 
+# The database's data: Berth places the volume (reserving 1GiB of its
+# host's disk), and the database follows it.
+resource "berth_volume" "db" {
+  pool = berth_pool.shop.id
+  name = "shop-db-data"
+  size = "1GiB"
+  # In production, add lifecycle { prevent_destroy = true }: destroying or
+  # replacing a volume loses its data.
+}
+
 resource "berth_container" "db" {
-  pool   = berth_pool.shop.id
-  name   = "db"
-  image  = var.image
-  cpu    = 0.5
-  memory = "128MiB"
-  env    = { MESSAGE = "db" }
-  # In node3's slice: the database lands on node3.
-  networks = [{ name = berth_network.internal.name, ipv4_address = "10.240.0.140" }]
+  pool     = berth_pool.shop.id
+  name     = "db"
+  image    = var.image
+  cpu      = 0.5
+  memory   = "128MiB"
+  env      = { MESSAGE = "db" }
+  mounts   = [{ type = "volume", source = berth_volume.db.name, target = "/data" }]
+  networks = [{ name = berth_network.internal.name }]
 }
 
 resource "berth_container" "app" {
@@ -122,6 +133,11 @@ locals {
 output "hosts" {
   description = "Where each container landed, and its address on the internal network."
   value       = { for c in local.containers : c.name => "${c.host} ${local.internal[c.name]}" }
+}
+
+output "db_volume" {
+  description = "Where the database's volume lives (the database runs there too)."
+  value       = "${berth_volume.db.name} on ${berth_volume.db.host}"
 }
 
 output "slices" {

@@ -13,7 +13,8 @@ import (
 
 // TestEmbeddedVolumesDecidePlacement: volumes spread and hold declared
 // disk; a container that mounts one lands on its host; deleting a mounted
-// volume is refused naming the container; a second process rebuilds the
+// volume is refused naming the container, and deleting the pool naming
+// its volumes; a second process rebuilds the
 // volume's disk from its labels.
 func TestEmbeddedVolumesDecidePlacement(t *testing.T) {
 	env := testenv.Require(t)
@@ -73,6 +74,9 @@ func TestEmbeddedVolumesDecidePlacement(t *testing.T) {
 	ref := VolumeRef{Pool: spec.Name, Name: made[0].Spec.Name, Host: made[0].Spec.Host}
 	if err := b.DeleteVolume(ctx, ref); err == nil || !strings.Contains(err.Error(), "mounted by bk-volumes/db") {
 		t.Errorf("deleting a mounted volume: %v", err)
+	}
+	if err := b.DeletePool(ctx, spec.Name); err == nil || !strings.Contains(err.Error(), "volume bkvol-1 (on ") {
+		t.Errorf("deleting a pool that has volumes: %v", err)
 	}
 
 	other := newProcess(t, env)

@@ -29,3 +29,13 @@ resource "berth_container" "web" {
 output "web" {
   value = { for c in berth_container.web : c.name => "${c.host}:${c.published_ports[0].external}" }
 }
+
+# A GPU job: it lands on a host with a free GPU (node3 of the pool example)
+# and is given that device alone.
+resource "berth_container" "trainer" {
+  pool   = berth_pool.dc1.id
+  name   = "trainer"
+  image  = "nvidia/cuda:12.4.1-base-ubuntu22.04"
+  memory = "4GiB"
+  gpus   = 1
+}

@@ -4,7 +4,10 @@ resource "berth_pool" "dc1" {
   name     = "dc1"
   strategy = "spread" # spread (default) | binpack | random
   hosts = {           # keys: engines of the provider block
-    node1 = { labels = { zone = "a", disk = "ssd" } }
+    node1 = {
+      labels = { zone = "a", disk = "ssd" }
+      disk   = "500GiB" # space for volumes' size; unset: not accounted
+    }
     node2 = {
       labels         = { zone = "b", disk = "ssd" }
       cpu            = 16      # schedulable CPUs; default: the engine's NCPU
@@ -12,7 +15,10 @@ resource "berth_pool" "dc1" {
       max_containers = 200
       port_range     = "30000-32767" # host ports Berth picks for external = 0
     }
-    node3 = { labels = { zone = "c", disk = "hdd" } }
+    node3 = {
+      labels = { zone = "c", disk = "hdd" }
+      gpus   = 2 # GPUs that containers reserve with gpus = 1
+    }
   }
 }
 
