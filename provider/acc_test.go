@@ -46,7 +46,7 @@ type accPoolHost struct {
 	CPU        float64
 	Memory     string
 	PortMin    int
-	PortCount  int // size of port_range; 0 means 100
+	PortCount  int      // size of port_range; 0 means 100
 	MaxPerHost int      // max_containers; 0 leaves it out
 	Disk       string   // disk; "" leaves it out
 	GPUIDs     []string // gpu_ids; nil leaves it out

@@ -103,7 +103,7 @@ func TestAccVolumes(t *testing.T) {
 						}
 						body, err := httpGet(ctx, dbURL(s, "/file?path=/data/kept.txt"))
 						if err != nil || body != "survives" {
-							return fmt.Errorf("the volume's file after the replacement: %q, %v", body, err)
+							return fmt.Errorf("the volume's file after the replacement: %q, %w", body, err)
 						}
 						return nil
 					},

@@ -32,7 +32,7 @@ type ContainerResourceModel struct {
 	Memory           types.String   `tfsdk:"memory"`
 	GPUs             types.Int64    `tfsdk:"gpus"`
 	GPUIDs           types.List     `tfsdk:"gpu_ids"` // computed
-	Ports            types.List     `tfsdk:"ports"` // of portModel
+	Ports            types.List     `tfsdk:"ports"`   // of portModel
 	Constraints      types.List     `tfsdk:"constraints"`
 	SpreadGroup      types.String   `tfsdk:"spread_group"`
 	MaxPerHost       types.Int64    `tfsdk:"max_per_host"`

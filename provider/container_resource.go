@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -253,10 +252,8 @@ func (r *ContainerResource) Delete(ctx context.Context, req resource.DeleteReque
 // ImportState takes "<pool>/<name>" and rebuilds the whole state from the
 // container's labels.
 func (r *ContainerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	pool, name, ok := strings.Cut(req.ID, "/")
-	if !ok || !poolNameRegexp.MatchString(pool) || !containerNameRegexp.MatchString(name) {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("%q is not <pool>/<name>: use e.g. terraform import berth_container.web dc1/web-3", req.ID))
+	pool, name, ok := importID(req.ID, "terraform import berth_container.web dc1/web-3", &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	be, diags := r.data.requireBackend()

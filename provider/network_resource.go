@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
@@ -224,15 +223,7 @@ func (r *NetworkResource) Delete(ctx context.Context, req resource.DeleteRequest
 // ImportState takes "<pool>/<name>"; Read fills in the rest from the
 // network's copies on the engines.
 func (r *NetworkResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	pool, name, ok := strings.Cut(req.ID, "/")
-	if !ok || !poolNameRegexp.MatchString(pool) || !containerNameRegexp.MatchString(name) {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("%q is not <pool>/<name>: use e.g. terraform import berth_network.app dc1/app", req.ID))
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("pool"), pool)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	importPoolMember(ctx, req, resp, "terraform import berth_network.app dc1/app")
 }
 
 // ValidateConfig checks what depends on several attributes: the driver's

@@ -391,3 +391,26 @@ func quoteList(names []string) string {
 	}
 	return strings.Join(quoted, ", ")
 }
+
+// importID splits an import ID "<pool>/<name>"; example is the command
+// the error shows when it is malformed.
+func importID(id, example string, diags *diag.Diagnostics) (pool, name string, ok bool) {
+	pool, name, ok = strings.Cut(id, "/")
+	if !ok || !poolNameRegexp.MatchString(pool) || !containerNameRegexp.MatchString(name) {
+		diags.AddError("Invalid import ID", fmt.Sprintf("%q is not <pool>/<name>: use e.g. %s", id, example))
+		return "", "", false
+	}
+	return pool, name, true
+}
+
+// importPoolMember starts the state of a resource imported by
+// "<pool>/<name>"; its Read finds the rest on the engines.
+func importPoolMember(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse, example string) {
+	pool, name, ok := importID(req.ID, example, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("pool"), pool)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+}

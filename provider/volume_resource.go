@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
@@ -221,15 +220,7 @@ func (r *VolumeResource) Delete(ctx context.Context, req resource.DeleteRequest,
 
 // ImportState takes "<pool>/<name>"; Read finds the volume's host.
 func (r *VolumeResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	pool, name, ok := strings.Cut(req.ID, "/")
-	if !ok || !poolNameRegexp.MatchString(pool) || !containerNameRegexp.MatchString(name) {
-		resp.Diagnostics.AddError("Invalid import ID",
-			fmt.Sprintf("%q is not <pool>/<name>: use e.g. terraform import berth_volume.pgdata dc1/pgdata", req.ID))
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("pool"), pool)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	importPoolMember(ctx, req, resp, "terraform import berth_volume.pgdata dc1/pgdata")
 }
 
 // replacesVolumeKey is the private-state key through which the plan of a
