@@ -219,8 +219,8 @@ func TestAccGPUsNeverDoubleBooked(t *testing.T) {
 }
 
 // TestAccBerthdVolumes: through berthd, a volume is placed at its create
-// and the container that mounts it lands on its host, in the same apply;
-// the next plan (a lease on the volume's host) is empty.
+// and the container that mounts it lands on its host, in the same apply,
+// holding one of that host's GPUs; the next plan is empty.
 func TestAccBerthdVolumes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -229,6 +229,7 @@ func TestAccBerthdVolumes(t *testing.T) {
 	hosts := accHosts(env, 1, "512MiB", 37500)
 	for i := range hosts {
 		hosts[i].Disk = "1GiB"
+		hosts[i].GPUIDs = []string{fmt.Sprintf("gpu-%d", i)}
 	}
 	b, _ := rmSetup(ctx, t, pool, 37590, hosts)
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+`
@@ -243,9 +244,11 @@ resource "berth_container" "db" {
   image  = "`+env.Image+`"
   cpu    = 0.1
   memory = "32MiB"
+  gpus   = 1
   mounts = [{ type = "volume", source = berth_volume.data.name, target = "/data" }]
 }
 output "hosts" { value = [berth_volume.data.host, berth_container.db.host] }
+output "gpus" { value = berth_container.db.gpu_ids }
 `)
 	t.Cleanup(func() { _, _ = ws.run(context.Background(), "destroy", "-auto-approve", "-no-color") })
 	if out, err := ws.run(ctx, "apply", "-auto-approve", "-no-color"); err != nil {
@@ -261,9 +264,18 @@ output "hosts" { value = [berth_volume.data.host, berth_container.db.host] }
 	}
 	usage := b.usage(ctx, pool)
 	for _, h := range usage.Hosts {
-		if want := map[bool]int64{true: 700 << 20}[h.Name == placed[0]]; h.DiskReserved != want {
+		here := h.Name == placed[0]
+		if want := map[bool]int64{true: 700 << 20}[here]; h.DiskReserved != want {
 			t.Errorf("berthd reports %d bytes of disk reserved on %s, want %d", h.DiskReserved, h.Name, want)
 		}
+		if want := map[bool]int{true: 1}[here]; h.GPUsReserved != want || len(h.GPUIDsHeld) != want {
+			t.Errorf("berthd reports GPUs %d reserved (%v) on %s, want %d", h.GPUsReserved, h.GPUIDsHeld, h.Name, want)
+		}
+	}
+	out, err = ws.run(ctx, "output", "-json", "gpus")
+	var gpus []string
+	if err := json.Unmarshal([]byte(out), &gpus); err != nil || len(gpus) != 1 || !strings.HasPrefix(gpus[0], "gpu-") {
+		t.Errorf("db's gpu_ids %s (%v): want one of its host's", out, err)
 	}
 	if out, err := ws.run(ctx, "plan", "-detailed-exitcode", "-no-color"); err != nil {
 		t.Fatalf("plan after apply is not empty: %v\n%s", err, out)
