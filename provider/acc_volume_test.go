@@ -174,7 +174,12 @@ func TestAccGPUsNeverDoubleBooked(t *testing.T) {
 	hosts[1].GPUIDs = []string{"GPU-b0", "GPU-b1"}
 	config := func(n int) string {
 		return env.ProviderHCL() + accPool(pool, "binpack", hosts) +
-			lcContainer("g", pool, "g-${count.index}", env.Image, fmt.Sprintf("count = %d", n), `cpu = 0.1`, `memory = "32MiB"`, `gpus = 1`)
+			lcContainer("g", pool, "g-${count.index}", env.Image, fmt.Sprintf("count = %d", n), `cpu = 0.1`, `memory = "32MiB"`, `gpus = 1`) +
+			`data "berth_pool" "usage" {
+  name       = "` + pool + `"
+  depends_on = [berth_container.g]
+}
+`
 	}
 	ctx := context.Background()
 	resource.Test(t, resource.TestCase{
@@ -182,32 +187,36 @@ func TestAccGPUsNeverDoubleBooked(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config: config(4),
-				Check: func(s *terraform.State) error {
-					held := map[string]string{}
-					for i := range 4 {
-						address := fmt.Sprintf("berth_container.g.%d", i)
-						rs := s.RootModule().Resources[address].Primary.Attributes
-						if rs["gpu_ids.#"] != "1" {
-							return fmt.Errorf("%s holds %s GPUs, want 1", address, rs["gpu_ids.#"])
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("data.berth_pool.usage", "hosts."+hosts[0].Engine+".gpus_free", "0"),
+					resource.TestCheckResourceAttr("data.berth_pool.usage", "hosts."+hosts[1].Engine+".gpus_reserved", "2"),
+					resource.TestCheckResourceAttr("data.berth_pool.usage", "hosts."+hosts[1].Engine+".gpu_ids_held.#", "2"),
+					func(s *terraform.State) error {
+						held := map[string]string{}
+						for i := range 4 {
+							address := fmt.Sprintf("berth_container.g.%d", i)
+							rs := s.RootModule().Resources[address].Primary.Attributes
+							if rs["gpu_ids.#"] != "1" {
+								return fmt.Errorf("%s holds %s GPUs, want 1", address, rs["gpu_ids.#"])
+							}
+							id := rs["gpu_ids.0"]
+							if other, taken := held[id]; taken {
+								return fmt.Errorf("%s and %s both hold %s", other, address, id)
+							}
+							held[id] = address
+							if !strings.HasPrefix(id, map[string]string{hosts[0].Engine: "GPU-a", hosts[1].Engine: "GPU-b"}[rs["host"]]) {
+								return fmt.Errorf("%s on %s holds %s, not one of that host's GPUs", address, rs["host"], id)
+							}
+							inspected, err := lcDocker(t, env, rs["host"]).ContainerInspect(ctx, rs["container_id"])
+							if err != nil {
+								return err
+							}
+							if !slices.Contains(inspected.Config.Env, "NVIDIA_VISIBLE_DEVICES="+id) {
+								return fmt.Errorf("%s's environment %v lacks NVIDIA_VISIBLE_DEVICES=%s", address, inspected.Config.Env, id)
+							}
 						}
-						id := rs["gpu_ids.0"]
-						if other, taken := held[id]; taken {
-							return fmt.Errorf("%s and %s both hold %s", other, address, id)
-						}
-						held[id] = address
-						if !strings.HasPrefix(id, map[string]string{hosts[0].Engine: "GPU-a", hosts[1].Engine: "GPU-b"}[rs["host"]]) {
-							return fmt.Errorf("%s on %s holds %s, not one of that host's GPUs", address, rs["host"], id)
-						}
-						inspected, err := lcDocker(t, env, rs["host"]).ContainerInspect(ctx, rs["container_id"])
-						if err != nil {
-							return err
-						}
-						if !slices.Contains(inspected.Config.Env, "NVIDIA_VISIBLE_DEVICES="+id) {
-							return fmt.Errorf("%s's environment %v lacks NVIDIA_VISIBLE_DEVICES=%s", address, inspected.Config.Env, id)
-						}
-					}
-					return nil
-				},
+						return nil
+					}),
 			},
 			{
 				Config:      config(5),

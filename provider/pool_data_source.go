@@ -50,8 +50,11 @@ type hostUsageModel struct {
 	Volumes        types.Int64       `tfsdk:"volumes"`
 	Disk           types.Int64       `tfsdk:"disk"`
 	DiskReserved   types.Int64       `tfsdk:"disk_reserved"`
+	DiskFree       types.Int64       `tfsdk:"disk_free"`
 	GPUs           types.Int64       `tfsdk:"gpus"`
 	GPUsReserved   types.Int64       `tfsdk:"gpus_reserved"`
+	GPUsFree       types.Int64       `tfsdk:"gpus_free"`
+	GPUIDsHeld     []string          `tfsdk:"gpu_ids_held"`
 }
 
 func (d *PoolDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -112,8 +115,15 @@ func (d *PoolDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, r
 						"volumes":       count("Berth volumes of the pool on the host."),
 						"disk":          bytes("Declared volume space (0: disk is not accounted on this host)"),
 						"disk_reserved": bytes("Volume space held by the sizes of Berth volumes"),
+						"disk_free":     bytes("Volume space left for new volumes' sizes (0 when disk is not accounted)"),
 						"gpus":          count("Declared GPUs."),
 						"gpus_reserved": count("GPUs held by Berth containers."),
+						"gpus_free":     count("GPUs no container holds."),
+						"gpu_ids_held": schema.ListAttribute{
+							MarkdownDescription: "Of the host's declared `gpu_ids`, the ones containers hold; empty when the GPUs are not named.",
+							ElementType:         types.StringType,
+							Computed:            true,
+						},
 					},
 				},
 			},
@@ -168,8 +178,11 @@ func poolUsageModel(name types.String, usage backend.PoolUsage) PoolDataSourceMo
 			Volumes:        types.Int64Value(int64(h.Volumes)),
 			Disk:           types.Int64Value(h.DiskBytes),
 			DiskReserved:   types.Int64Value(h.DiskReserved),
+			DiskFree:       types.Int64Value(h.DiskFree),
 			GPUs:           types.Int64Value(int64(h.GPUs)),
 			GPUsReserved:   types.Int64Value(int64(h.GPUsReserved)),
+			GPUsFree:       types.Int64Value(int64(h.GPUsFree)),
+			GPUIDsHeld:     append([]string{}, h.GPUIDsHeld...),
 		}
 	}
 	return m
