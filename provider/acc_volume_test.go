@@ -281,7 +281,9 @@ output "gpus" { value = berth_container.db.gpu_ids }
 			t.Errorf("berthd reports GPUs %d reserved (%v) on %s, want %d", h.GPUsReserved, h.GPUIDsHeld, h.Name, want)
 		}
 	}
-	out, err = ws.run(ctx, "output", "-json", "gpus")
+	if out, err = ws.run(ctx, "output", "-json", "gpus"); err != nil {
+		t.Fatalf("terraform output: %v\n%s", err, out)
+	}
 	var gpus []string
 	if err := json.Unmarshal([]byte(out), &gpus); err != nil || len(gpus) != 1 || !strings.HasPrefix(gpus[0], "gpu-") {
 		t.Errorf("db's gpu_ids %s (%v): want one of its host's", out, err)
