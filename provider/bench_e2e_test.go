@@ -288,29 +288,36 @@ type benchLoopJob struct {
 // both wall times.
 func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, clients []*client.Client, n int) (create, remove time.Duration) {
 	t.Helper()
-	ports := freePorts(t, benchLoopPortMin, benchLoopPortMax, n)
+	ports := newBenchPorts(freePorts(t, benchLoopPortMin, benchLoopPortMax, n+benchSparePorts))
 	jobs := make([]benchLoopJob, n)
 	for i := range jobs {
 		jobs[i] = benchLoopJob{api: clients[i%len(clients)], name: fmt.Sprintf("%s%d", benchLoopPrefix, i)}
 	}
-	port := nat.Port("8080/tcp")
 	start := time.Now()
-	err := inParallel(jobs, func(i int, j benchLoopJob) error {
-		config := &container.Config{Image: env.Image, ExposedPorts: nat.PortSet{port: struct{}{}}}
-		host := &container.HostConfig{
-			Resources:     container.Resources{NanoCPUs: int64(benchCPU * 1e9), Memory: benchMemoryBytes, MemorySwap: benchMemoryBytes},
-			PortBindings:  nat.PortMap{port: {{HostIP: "", HostPort: strconv.Itoa(ports[i])}}},
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	err := inParallel(jobs, func(_ int, j benchLoopJob) error {
+		for {
+			port, ok := ports.take()
+			if !ok {
+				return fmt.Errorf("%s: all %d spare ports were taken by other programs", j.name, benchSparePorts)
+			}
+			err := benchRun(ctx, env, j, port)
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				return err
+			}
+			// Another program's connection took the port since it was
+			// checked (the ports lie in Linux's ephemeral range): like
+			// Berth, take another one.
+			if err := j.api.ContainerRemove(ctx, j.name, container.RemoveOptions{Force: true}); err != nil {
+				return err
+			}
 		}
-		created, err := j.api.ContainerCreate(ctx, config, host, nil, nil, j.name)
-		if err != nil {
-			return err
-		}
-		return j.api.ContainerStart(ctx, created.ID, container.StartOptions{})
 	})
 	create = time.Since(start)
 	if err != nil {
 		t.Fatalf("engine loop: %v", err)
+	}
+	if taken := ports.retaken(); taken > 0 {
+		t.Logf("engine loop: %d ports were taken by other programs between check and use, and replaced", taken)
 	}
 	running := 0
 	for _, api := range clients {
@@ -333,6 +340,56 @@ func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, client
 		t.Fatalf("remove loop: %v", err)
 	}
 	return create, remove
+}
+
+// benchSparePorts are checked beyond the loop's n, for ports another
+// program takes between check and use.
+const benchSparePorts = 200
+
+// benchPorts hands out checked ports, one per container, then the spares.
+type benchPorts struct {
+	mu    sync.Mutex
+	free  []int
+	given int
+	n     int
+}
+
+func newBenchPorts(free []int) *benchPorts {
+	return &benchPorts{free: free, n: len(free) - benchSparePorts}
+}
+
+// take returns the next port, false when the spares are used up.
+func (p *benchPorts) take() (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.given == len(p.free) {
+		return 0, false
+	}
+	p.given++
+	return p.free[p.given-1], true
+}
+
+// retaken says how many spares were used.
+func (p *benchPorts) retaken() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(0, p.given-p.n)
+}
+
+// benchRun creates and starts one loop container publishing hostPort.
+func benchRun(ctx context.Context, env *testenv.Env, j benchLoopJob, hostPort int) error {
+	port := nat.Port("8080/tcp")
+	config := &container.Config{Image: env.Image, ExposedPorts: nat.PortSet{port: struct{}{}}}
+	host := &container.HostConfig{
+		Resources:     container.Resources{NanoCPUs: int64(benchCPU * 1e9), Memory: benchMemoryBytes, MemorySwap: benchMemoryBytes},
+		PortBindings:  nat.PortMap{port: {{HostIP: "", HostPort: strconv.Itoa(hostPort)}}},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+	}
+	created, err := j.api.ContainerCreate(ctx, config, host, nil, nil, j.name)
+	if err != nil {
+		return err
+	}
+	return j.api.ContainerStart(ctx, created.ID, container.StartOptions{})
 }
 
 // benchRemoveLoop removes whatever a failed run left of the engine loop.
