@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/image"
-
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 )
@@ -517,13 +515,7 @@ func TestAccBerthdStopImportReplace(t *testing.T) {
 
 	// Another tag of the test image: the image changes, so it is replaced.
 	retagged := "berth-test/app:pr-life"
-	for _, e := range set.Names() {
-		docker := lcDocker(t, env, e)
-		if err := docker.ImageTag(ctx, env.Image, retagged); err != nil {
-			t.Fatalf("tagging the test image on %s: %v", e, err)
-		}
-		t.Cleanup(func() { _, _ = docker.ImageRemove(context.Background(), retagged, image.RemoveOptions{Force: true}) })
-	}
+	retagTestImage(ctx, t, env, set, retagged)
 	ws.write(config(retagged))
 	if out, err := ws.run(ctx, "plan", "-out=tfplan", "-no-color"); err != nil || !strings.Contains(out, "must be replaced") {
 		t.Fatalf("plan of the image change: %v, want a replacement\n%s", err, out)

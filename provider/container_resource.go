@@ -78,6 +78,10 @@ func (r *ContainerResource) Create(ctx context.Context, req resource.CreateReque
 	})
 	if err != nil {
 		addContainerError(&resp.Diagnostics, fmt.Sprintf("Cannot create container %s", plan.ID.ValueString()), err)
+		if giver, ok := be.(leaseGiver); ok {
+			// Best effort: a lease not given back still expires.
+			_ = giver.GiveBack(ctx, spec.Pool, spec.Name)
+		}
 		return
 	}
 	created, err := be.CreateContainer(ctx, spec)
@@ -371,6 +375,13 @@ func constraintsHold(ctx context.Context, be backend.Backend, plan, state Contai
 		}
 	}
 	return true
+}
+
+// leaseGiver is a backend that holds a plan's placement until the create
+// (berthd's leases): a create that fails before it reaches the backend
+// gives the placement back at once.
+type leaseGiver interface {
+	GiveBack(ctx context.Context, pool, name string) error
 }
 
 // destroyPlanner is a backend that can give a destroyed container's room

@@ -67,6 +67,7 @@ func (e *Engine) list(ctx context.Context, selection filters.Args) ([]Container,
 			_ = e.malformed(s.ID, c.Name, err) // skipped; remembered for a warning
 			continue
 		}
+		c.Retired = len(s.Names) > 0 && retired(s.Names[0], c.Pool, c.Name)
 		if s.NetworkSettings != nil {
 			c.IPAddress = firstIPAddress(s.NetworkSettings.Networks)
 			c.NetworkAddresses = networkAddresses(c.Pool, s.NetworkSettings.Networks)
@@ -123,6 +124,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 	if err := decodeLabels(&c, resp.Config.Labels); err != nil {
 		return nil, e.malformed(resp.ID, c.Name, err)
 	}
+	c.Retired = retired(resp.Name, c.Pool, c.Name)
 	if c.Created, err = time.Parse(time.RFC3339Nano, resp.Created); err != nil {
 		return nil, fmt.Errorf("engine %s: container %s: created time %q: %w", e.name, resp.ID, resp.Created, err)
 	}

@@ -182,6 +182,9 @@ type Container struct {
 	// NetworkAddresses: the IPv4 address on each network of the pool, by
 	// Berth network name.
 	NetworkAddresses map[string]string
+	// Retired: its replacement took its name (replacements.go); it holds
+	// its capacity until it is removed.
+	Retired bool
 }
 
 // PoolRecord is the pool's description that berth_pool writes onto every

@@ -82,14 +82,20 @@ func (b *Embedded) skippedOn(ps *poolState) []string {
 }
 
 // PlanReplacement gives back the old container's reservation in this
-// process's ledger, then plans the new one like any create.
+// process's ledger, then plans the new one like any create, and marks the
+// old container as being replaced (replacements.go), in case the new one
+// is created first.
 func (b *Embedded) PlanReplacement(ctx context.Context, old ContainerRef, spec ContainerSpec) (PlanResult, error) {
 	ps, err := b.pool(ctx, old.Pool)
 	if err != nil {
 		return PlanResult{}, err
 	}
 	releaseIn(ps.sched, old)
-	return b.PlanContainer(ctx, spec)
+	result, err := b.PlanContainer(ctx, spec)
+	if err == nil && old.Pool == spec.Pool && old.Name == spec.Name && hostOf(ps, old.Host).Healthy {
+		result.Warnings = append(result.Warnings, b.markReplaced(ctx, old)...)
+	}
+	return result, err
 }
 
 // PlanDestroy gives a container planned for destruction back in this
@@ -107,10 +113,12 @@ func (b *Embedded) PlanDestroy(old ContainerRef) {
 }
 
 // releaseIn gives an existing container's reservation back, when the
-// ledger holds it for that very container.
+// ledger holds it for that very container (under its name, or retired).
 func releaseIn(sched *scheduler.Scheduler, old ContainerRef) {
-	if res, ok := sched.Lookup(containerKey(old.Pool, old.Name)); ok && res.ContainerID == old.ContainerID {
-		_ = sched.Release(res.ID)
+	for _, key := range []string{containerKey(old.Pool, old.Name), retiredKey(old.Pool, old.Name, old.ContainerID)} {
+		if res, ok := sched.Lookup(key); ok && res.ContainerID == old.ContainerID {
+			_ = sched.Release(res.ID)
+		}
 	}
 }
 
@@ -496,6 +504,9 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 		if err := forgetResizes(ctx, eng, ref); err != nil {
 			return fmt.Errorf("removed %s/%s from %s, but not its resize markers: %w", ref.Pool, ref.Name, ref.Host, err)
 		}
+		if err := forgetReplaceMarks(ctx, eng, ref); err != nil {
+			return fmt.Errorf("removed %s/%s from %s, but not its replace marks: %w", ref.Pool, ref.Name, ref.Host, err)
+		}
 	}
 	// Only this container's reservation (the key may already belong to its
 	// replacement): now, or when the pool loads.
@@ -537,7 +548,7 @@ func (b *Embedded) FindContainer(ctx context.Context, pool, name string) (*Conta
 			return nil, err
 		}
 		for _, c := range listed {
-			if c.Name != name {
+			if c.Name != name || c.Retired {
 				continue
 			}
 			inspected, err := eng.InspectContainer(ctx, c.ID)

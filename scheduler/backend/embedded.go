@@ -252,7 +252,7 @@ func restore(sched *scheduler.Scheduler, host string, c engine.Container) (sched
 	// wins, and such a host simply fits nothing new.
 	return sched.Restore(scheduler.Reservation{
 		ID:          c.ReservationID,
-		Key:         containerKey(c.Pool, c.Name),
+		Key:         ledgerKey(c),
 		Name:        c.Name,
 		Host:        host,
 		Resources:   scheduler.Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes},

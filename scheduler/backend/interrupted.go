@@ -46,7 +46,7 @@ func (b *Embedded) forgetInterrupted(ctx context.Context, ps *poolState, spec Co
 	case err != nil:
 		return err
 	case !leftover:
-		return nameInUse(spec, res)
+		return b.retireOrRefuse(ctx, ps, spec, res)
 	}
 	ps.leftovers.Store(res.Key, res)
 	return ps.sched.Release(res.ID)
@@ -71,7 +71,7 @@ func (b *Embedded) removeInterrupted(ctx context.Context, ps *poolState, spec Co
 	case err != nil:
 		return err
 	case !leftover:
-		return nameInUse(spec, res)
+		return b.retireOrRefuse(ctx, ps, spec, res)
 	}
 	if c != nil {
 		if err := b.removeLeftover(ctx, res.Host, c.ID); err != nil {

@@ -58,7 +58,9 @@ func (b *Embedded) LoadPool(ctx context.Context, name string) error {
 
 // ReserveLease reserves spec's capacity under key. The same key returns
 // the same reservation while it is held. A container of the same name
-// fails it, unless it is the one the create replaces.
+// fails it, unless it is the one the create replaces (replaces, or a
+// replace mark left by the plan that took the lease: the apply's re-plan
+// names no replaced container). Replacing leaves that mark.
 func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key string, replaces *ContainerRef) (scheduler.Reservation, error) {
 	ps, err := b.pool(ctx, spec.Pool)
 	if err != nil {
@@ -66,14 +68,26 @@ func (b *Embedded) ReserveLease(ctx context.Context, spec ContainerSpec, key str
 	}
 	if holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name)); ok && holder.State == scheduler.Bound &&
 		(replaces == nil || replaces.ContainerID != holder.ContainerID) {
-		return scheduler.Reservation{}, nameInUse(spec, holder)
+		marked, err := b.replaceMarked(ctx, spec.Pool, holder)
+		if err != nil {
+			return scheduler.Reservation{}, err
+		}
+		if !marked {
+			return scheduler.Reservation{}, nameInUse(spec, holder)
+		}
 	}
 	req, err := ps.request(spec)
 	if err != nil {
 		return scheduler.Reservation{}, err
 	}
 	req.Key = key
-	return ps.sched.Reserve(ctx, req)
+	res, err := ps.sched.Reserve(ctx, req)
+	if err == nil && replaces != nil {
+		// Best effort: without the mark, only a create_before_destroy
+		// replacement fails, on the name, and says so.
+		_ = b.markReplaced(ctx, *replaces)
+	}
+	return res, err
 }
 
 // RestoreLease puts a held lease back into its pool's ledger (after a
@@ -141,7 +155,15 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	}
 	res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
 	if errors.Is(err, scheduler.ErrKeyTaken) {
-		if holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name)); ok {
+		holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name))
+		switch {
+		case ok && holder.State == scheduler.Bound:
+			// The container this create replaces, when marked so.
+			if err := b.retireOrRefuse(ctx, ps, spec, holder); err != nil {
+				return ContainerState{}, err
+			}
+			res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
+		case ok:
 			return ContainerState{}, nameInUse(spec, holder)
 		}
 	}

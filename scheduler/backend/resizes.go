@@ -193,7 +193,7 @@ func applyResizes(containers []engine.Container, markers []engine.ResizeMarker) 
 // learnResize records, in the ledger, the size another process resized a
 // known container to.
 func (ps *poolState) learnResize(c engine.Container) {
-	res, ok := ps.sched.Lookup(containerKey(c.Pool, c.Name))
+	res, ok := ps.sched.Lookup(ledgerKey(c))
 	to := scheduler.Resources{MilliCPU: c.MilliCPU, MemoryBytes: c.MemoryBytes}
 	if ok && res.ContainerID == c.ID && res.Resources != to {
 		_, _ = ps.sched.Resized(res.ID, to)

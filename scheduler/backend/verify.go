@@ -90,7 +90,7 @@ func (b *Embedded) othersOn(ctx context.Context, ps *poolState, eng *engine.Engi
 			cached = append(cached, seen)
 			continue
 		}
-		res, inLedger := ps.sched.Lookup(containerKey(c.Pool, c.Name))
+		res, inLedger := ps.sched.Lookup(ledgerKey(c))
 		sameSecond := c.Created.IsZero() || c.Created.Unix() == mine.Created.Unix()
 		if !inLedger || res.ContainerID != c.ID || sameSecond {
 			toInspect = append(toInspect, c)
@@ -349,6 +349,9 @@ func (b *Embedded) nameTaken(ctx context.Context, ps *poolState, host string, mi
 			return err
 		}
 		for _, c := range inspected {
+			if c.Retired {
+				continue // replaced: its name is its replacement's
+			}
 			if c.Created.Before(mine.Created) || (c.Created.Equal(mine.Created) && c.ID < mine.ID) {
 				mu.Lock()
 				earlier = append(earlier, fmt.Sprintf("on %s, container %s", other, shortID(c.ID)))

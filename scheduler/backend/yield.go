@@ -48,7 +48,7 @@ func (b *Embedded) learnForeign(ctx context.Context, ps *poolState, host, pool s
 		for _, p := range c.Ports {
 			published[p.External] = true
 		}
-		if res, ok := ps.sched.Lookup(containerKey(c.Pool, c.Name)); !ok || res.ContainerID != c.ID {
+		if res, ok := ps.sched.Lookup(ledgerKey(c)); !ok || res.ContainerID != c.ID {
 			unknown = append(unknown, c)
 		}
 	}
