@@ -137,6 +137,26 @@ func (e *Engine) removeVolume(ctx context.Context, what, name string) error {
 	return nil
 }
 
+// listVolumes returns the engine's volumes that match selection; what
+// names the call in errors.
+func (e *Engine) listVolumes(ctx context.Context, what string, selection filters.Args) ([]volume.Volume, error) {
+	var resp volume.ListResponse
+	err := e.do(ctx, "list "+what, 0, func(ctx context.Context) (err error) {
+		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: selection})
+		return err
+	})
+	if err != nil {
+		return nil, e.fail("list "+what, err)
+	}
+	volumes := make([]volume.Volume, 0, len(resp.Volumes))
+	for _, v := range resp.Volumes {
+		if v != nil {
+			volumes = append(volumes, *v)
+		}
+	}
+	return volumes, nil
+}
+
 // listRecordVolumes returns the record volumes of pool ("" for all pools),
 // oldest first.
 func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRecord, error) {
@@ -144,19 +164,12 @@ func (e *Engine) listRecordVolumes(ctx context.Context, pool string) ([]storedRe
 	if pool != "" {
 		selector = LabelPoolRecord + "=" + pool
 	}
-	var resp volume.ListResponse
-	err := e.do(ctx, "list pool records", 0, func(ctx context.Context) (err error) {
-		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", selector))})
-		return err
-	})
+	listed, err := e.listVolumes(ctx, "pool records", filters.NewArgs(filters.Arg("label", selector)))
 	if err != nil {
-		return nil, e.fail("list pool records", err)
+		return nil, err
 	}
-	stored := make([]storedRecord, 0, len(resp.Volumes))
-	for _, v := range resp.Volumes {
-		if v == nil {
-			continue
-		}
+	stored := make([]storedRecord, 0, len(listed))
+	for _, v := range listed {
 		s := storedRecord{volume: v.Name}
 		if s.generation, err = strconv.ParseInt(v.Labels[LabelRecordVersion], 10, 64); err != nil {
 			return nil, fmt.Errorf("engine %s: pool record volume %s: bad label %s=%q",

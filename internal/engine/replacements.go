@@ -82,19 +82,12 @@ func (e *Engine) MarkReplaced(ctx context.Context, pool, name, id string, until 
 // ReplaceMarks returns the replace marks of container id of pool.
 func (e *Engine) ReplaceMarks(ctx context.Context, pool, id string) ([]ReplaceMark, error) {
 	selection := filters.NewArgs(filters.Arg("label", LabelReplacePool+"="+pool), filters.Arg("label", LabelReplaceOf+"="+id))
-	var resp volume.ListResponse
-	err := e.do(ctx, "list replace marks", 0, func(ctx context.Context) (err error) {
-		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: selection})
-		return err
-	})
+	listed, err := e.listVolumes(ctx, "replace marks", selection)
 	if err != nil {
-		return nil, e.fail("list replace marks", err)
+		return nil, err
 	}
-	marks := make([]ReplaceMark, 0, len(resp.Volumes))
-	for _, v := range resp.Volumes {
-		if v == nil {
-			continue
-		}
+	marks := make([]ReplaceMark, 0, len(listed))
+	for _, v := range listed {
 		until, err := int64Label(v.Labels, LabelReplaceUntil)
 		if err != nil {
 			return nil, fmt.Errorf("engine %s: replace mark %s: %w", e.name, v.Name, err)

@@ -87,20 +87,13 @@ func (e *Engine) ListResizeMarkers(ctx context.Context, pool, containerID string
 	if containerID != "" {
 		selection.Add("label", LabelResizeOf+"="+containerID)
 	}
-	var resp volume.ListResponse
-	err := e.do(ctx, "list resize markers", 0, func(ctx context.Context) (err error) {
-		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: selection})
-		return err
-	})
+	listed, err := e.listVolumes(ctx, "resize markers", selection)
 	if err != nil {
-		return nil, e.fail("list resize markers", err)
+		return nil, err
 	}
-	markers := make([]ResizeMarker, 0, len(resp.Volumes))
-	for _, v := range resp.Volumes {
-		if v == nil {
-			continue
-		}
-		m, err := decodeMarker(*v)
+	markers := make([]ResizeMarker, 0, len(listed))
+	for _, v := range listed {
+		m, err := decodeMarker(v)
 		if err != nil {
 			// Guessing would miscount the host: refuse, naming the volume.
 			return nil, fmt.Errorf("engine %s: resize marker %s: %w", e.name, v.Name, err)

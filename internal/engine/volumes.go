@@ -99,21 +99,13 @@ func (e *Engine) refusedVolume(op string, err error) error {
 
 // ListVolumes returns the Berth volumes of pool on the engine.
 func (e *Engine) ListVolumes(ctx context.Context, pool string) ([]Volume, error) {
-	var resp volume.ListResponse
-	err := e.do(ctx, "list volumes", 0, func(ctx context.Context) (err error) {
-		resp, err = e.api.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(
-			filters.Arg("label", LabelPool+"="+pool), filters.Arg("label", LabelVolume))})
-		return err
-	})
+	listed, err := e.listVolumes(ctx, "volumes", filters.NewArgs(filters.Arg("label", LabelPool+"="+pool), filters.Arg("label", LabelVolume)))
 	if err != nil {
-		return nil, e.fail("list volumes", err)
+		return nil, err
 	}
-	volumes := make([]Volume, 0, len(resp.Volumes))
-	for _, dv := range resp.Volumes {
-		if dv == nil {
-			continue
-		}
-		v, err := e.volumeOf(*dv)
+	volumes := make([]Volume, 0, len(listed))
+	for _, dv := range listed {
+		v, err := e.volumeOf(dv)
 		if err != nil {
 			return nil, err
 		}
