@@ -47,6 +47,9 @@ func TestAccVolumes(t *testing.T) {
 		`spread_group = "pg"`,
 		`labels       = { tier = "db" }`,
 		`host         = count.index == 0 ? "`+node1+`" : null`,
+		// Placement is greedy, in Terraform's order: an unpinned volume
+		// planned first could take the disk the pinned one needs.
+		`constraints  = count.index == 0 ? [] : ["node.name != `+node1+`"]`,
 	)
 	db := func(memory, mode string, extra ...string) string {
 		return lcContainer("db", pool, "db", env.Image, append([]string{
