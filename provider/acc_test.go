@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
@@ -34,7 +33,7 @@ func accEnv(t *testing.T) *testenv.Env {
 // the test process; each Terraform command gets a new provider instance.
 func accFactories() map[string]func() (tfprotov6.ProviderServer, error) {
 	return map[string]func() (tfprotov6.ProviderServer, error){
-		"berth": providerserver.NewProtocol6WithError(New("acctest")()),
+		"berth": NewServer(New("acctest")),
 	}
 }
 

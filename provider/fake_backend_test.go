@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
@@ -48,7 +47,7 @@ func (f *fakeEngines) factories() map[string]func() (tfprotov6.ProviderServer, e
 		return &fakeBackend{engines: f, endpoints: endpoints}, nil
 	}
 	return map[string]func() (tfprotov6.ProviderServer, error){
-		"berth": providerserver.NewProtocol6WithError(newWithBackend("test", newBackend)()),
+		"berth": NewServer(newWithBackend("test", newBackend)),
 	}
 }
 

@@ -1,0 +1,171 @@
+package provider
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+)
+
+// TestFastPlansAnswerAsTheFramework plans containers through the framework
+// and through fastPlans and requires the same answer, and requires the fast
+// path for the unchanged container (else it would be dead weight).
+func TestFastPlansAnswerAsTheFramework(t *testing.T) {
+	ctx := context.Background()
+	framework, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := withFastPlans(framework)
+	var sresp resource.SchemaResponse
+	NewContainerResource().Schema(ctx, resource.SchemaRequest{}, &sresp)
+	sch := sresp.Schema
+	typ := sch.Type().TerraformType(ctx).(tftypes.Object)
+
+	str := func(s string) tftypes.Value { return tftypes.NewValue(tftypes.String, s) }
+	portType := typ.AttributeTypes["ports"].(tftypes.List).ElementType.(tftypes.Object)
+	port := func(internal, external int64, withExternal bool) tftypes.Value {
+		v := map[string]tftypes.Value{"internal": tftypes.NewValue(tftypes.Number, internal)}
+		if withExternal {
+			v["external"] = tftypes.NewValue(tftypes.Number, external)
+			v["protocol"] = str("tcp")
+		}
+		return nullFilled(portType, v)
+	}
+	ports := func(p ...tftypes.Value) tftypes.Value {
+		return tftypes.NewValue(typ.AttributeTypes["ports"], p)
+	}
+	config := map[string]tftypes.Value{"name": str("web-0"), "pool": str("dc1"), "image": str("nginx:1.27")}
+	state := map[string]tftypes.Value{
+		"id": str("dc1/web-0"), "name": str("web-0"), "pool": str("dc1"), "image": str("nginx:1.27"), "host": str("e1"),
+		"cpu": tftypes.NewValue(tftypes.Number, defaultCPU), "memory": str(defaultMemory), "restart": str(defaultRestart),
+		"running": tftypes.NewValue(tftypes.Bool, true), "stop_timeout": str(defaultStopTimeout),
+		"privileged": tftypes.NewValue(tftypes.Bool, false), "read_only": tftypes.NewValue(tftypes.Bool, false),
+		"init": tftypes.NewValue(tftypes.Bool, false), "ip_address": str("172.17.0.2"),
+	}
+	with := func(m map[string]tftypes.Value, k string, v tftypes.Value) map[string]tftypes.Value {
+		out := map[string]tftypes.Value{k: v}
+		for key, val := range m {
+			if key != k {
+				out[key] = val
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name          string
+		config, state map[string]tftypes.Value
+		wantFast      bool
+	}{
+		{"unchanged", config, state, true},
+		{"unchanged with ports", with(config, "ports", ports(port(80, 0, false))),
+			with(state, "ports", ports(port(80, 0, true))), true},
+		{"stopped, running defaults to true", config, with(state, "running", tftypes.NewValue(tftypes.Bool, false)), false},
+		{"picked port kept against the default 0", with(config, "ports", ports(port(80, 0, false))),
+			with(state, "ports", ports(port(80, 36001, true))), false},
+		{"image changed", with(config, "image", str("nginx:1.28")), state, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, prior := nullFilled(typ, tc.config), nullFilled(typ, tc.state)
+			req := &tfprotov6.PlanResourceChangeRequest{
+				TypeName:         containerTypeName,
+				Config:           dynamic(t, typ, cfg),
+				PriorState:       dynamic(t, typ, prior),
+				ProposedNewState: dynamic(t, typ, proposedNew(sch.Attributes, cfg, prior)),
+				PriorPrivate:     []byte(`{"replaces-volume":"e30="}`),
+			}
+			if got := fast.unchanged(ctx, req); got != tc.wantFast {
+				t.Fatalf("fast path taken = %v, want %v", got, tc.wantFast)
+			}
+			want, err := framework.PlanResourceChange(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fast.PlanResourceChange(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want.Diagnostics) > 0 || len(got.Diagnostics) > 0 {
+				t.Fatalf("diagnostics: framework %v, fast %v", want.Diagnostics, got.Diagnostics)
+			}
+			wantState, _ := want.PlannedState.Unmarshal(typ)
+			gotState, _ := got.PlannedState.Unmarshal(typ)
+			if !wantState.Equal(gotState) {
+				t.Fatalf("planned state differs:\nframework %v\nfast      %v", wantState, gotState)
+			}
+			if len(want.RequiresReplace) != len(got.RequiresReplace) {
+				t.Fatalf("requires replace: framework %v, fast %v", want.RequiresReplace, got.RequiresReplace)
+			}
+			if string(want.PlannedPrivate) != string(got.PlannedPrivate) {
+				t.Fatalf("private: framework %s, fast %s", want.PlannedPrivate, got.PlannedPrivate)
+			}
+			if tc.name == "stopped, running defaults to true" && wantState.Equal(prior) {
+				t.Fatal("the framework planned no change for a stopped container: the case proves nothing")
+			}
+		})
+	}
+}
+
+// nullFilled is an object of type t with the given attributes, the rest null.
+func nullFilled(t tftypes.Object, set map[string]tftypes.Value) tftypes.Value {
+	vals := make(map[string]tftypes.Value, len(t.AttributeTypes))
+	for name, at := range t.AttributeTypes {
+		vals[name] = tftypes.NewValue(at, nil)
+		if v, ok := set[name]; ok {
+			vals[name] = v
+		}
+	}
+	return tftypes.NewValue(t, vals)
+}
+
+// proposedNew is Terraform's proposed new state for an update: config, with
+// computed attributes that config leaves null taken from prior, element by
+// element in nested lists.
+func proposedNew(attrs map[string]schema.Attribute, config, prior tftypes.Value) tftypes.Value {
+	if config.IsNull() || prior.IsNull() {
+		return config
+	}
+	var c, p map[string]tftypes.Value
+	_ = config.As(&c)
+	_ = prior.As(&p)
+	out := make(map[string]tftypes.Value, len(c))
+	for name, v := range c {
+		attr, ok := attrs[name]
+		switch {
+		case !ok: // a block (timeouts): config as is
+			out[name] = v
+		case v.IsNull() && attr.IsComputed():
+			out[name] = p[name]
+		default:
+			out[name] = v
+			if nested, isList := attr.(schema.ListNestedAttribute); isList && !v.IsNull() && !p[name].IsNull() {
+				var ce, pe []tftypes.Value
+				_ = v.As(&ce)
+				_ = p[name].As(&pe)
+				elems := make([]tftypes.Value, len(ce))
+				for i := range ce {
+					elems[i] = ce[i]
+					if i < len(pe) {
+						elems[i] = proposedNew(nested.NestedObject.Attributes, ce[i], pe[i])
+					}
+				}
+				out[name] = tftypes.NewValue(v.Type(), elems)
+			}
+		}
+	}
+	return tftypes.NewValue(config.Type(), out)
+}
+
+func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.DynamicValue {
+	t.Helper()
+	dv, err := tfprotov6.NewDynamicValue(typ, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dv
+}
