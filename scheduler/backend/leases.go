@@ -170,12 +170,31 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	if err != nil {
 		return ContainerState{}, err
 	}
-	state, _, err := b.tryCreate(ctx, ps, spec, res)
-	if err != nil {
-		return state, fmt.Errorf("creating %s on %s, the host its plan showed: %w", spec.Name, res.Host, err)
+	for attempt := 1; ; attempt++ {
+		state, retry, err := b.tryCreate(ctx, ps, spec, res)
+		var held *portHeldError
+		if err == nil || !retry || !portTaken(err) || errors.As(err, &held) || attempt == portRepicks {
+			if err != nil {
+				return state, fmt.Errorf("creating %s on %s, the host its plan showed: %w", spec.Name, res.Host, err)
+			}
+			return state, nil
+		}
+		// A host port Berth picked is bound on the host by something else
+		// (often a client socket's ephemeral port): pick another there.
+		req, err := ps.request(spec)
+		if err != nil {
+			return ContainerState{}, err
+		}
+		req.Host, req.PinnedBy = res.Host, "its plan"
+		if res, err = b.reserve(ctx, ps, req, spec.Pool); err != nil {
+			return ContainerState{}, fmt.Errorf("creating %s on %s, the host its plan showed, after its host port was taken: %w", spec.Name, req.Host, err)
+		}
 	}
-	return state, nil
 }
+
+// portRepicks bounds how often a create on a lease picks another host port
+// after the one picked was found bound on the host.
+const portRepicks = 5
 
 // adopt returns the container bound to res, starting it if it is not
 // running yet (its create was cut short).

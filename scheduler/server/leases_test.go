@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -292,5 +293,59 @@ func TestLeaseBatch(t *testing.T) {
 		if r.Error != nil {
 			t.Errorf("release %d: %+v, want released (an unknown lease is already released)", i, r)
 		}
+	}
+}
+
+// TestLeaseCreatePicksAnotherPortWhenItsPortIsTaken: a lease's host port,
+// picked by Berth, is bound on the host by something outside Berth when
+// the create comes (a loopback client's ephemeral port, say). The create
+// picks another free port on the planned host instead of failing.
+func TestLeaseCreatePicksAnotherPortWhenItsPortIsTaken(t *testing.T) {
+	env := testenv.Require(t)
+	ts := startServer(t, env, store.NewMemory(), Config{}, "rp")
+	host := env.Engines[0].Name
+	// Below the kernel's ephemeral range and the examples' ranges: nothing
+	// else binds these.
+	const first, last = 27000, 27009
+	spec := backend.PoolSpec{Name: "rp", Strategy: "spread", Hosts: map[string]backend.PoolHostSpec{
+		host: {MilliCPU: 1000, MemoryBytes: 1 << 30, PortMin: first, PortMax: last},
+	}}
+	must[backend.PoolStatus](t, ts.call(t, "PUT", api.PoolPath("rp"), adminToken, newKey(), spec), http.StatusOK)
+	t.Cleanup(func() {
+		eng, _ := engineSet(t, env).Get(host)
+		listed, _ := eng.ListContainers(context.Background(), "rp")
+		for _, c := range listed {
+			_ = eng.Remove(context.Background(), c.ID)
+		}
+		_ = eng.DeletePoolRecord(context.Background(), "rp")
+	})
+	listener, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", first))
+	if err != nil {
+		t.Fatalf("holding port %d: %v", first, err)
+	}
+	defer listener.Close()
+	// Plan until the lease shows the bound port (Berth cannot know it is
+	// bound: it is no container's).
+	web := webSpec(env, "rp", "web")
+	var lease api.Lease
+	for attempt := 0; ; attempt++ {
+		lease = must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: web}), http.StatusOK)
+		if lease.Ports[0].External == first {
+			break
+		}
+		if attempt == 200 {
+			t.Fatalf("200 leases never picked port %d of %d-%d", first, first, last)
+		}
+		if r := ts.call(t, "DELETE", api.LeasePath(lease.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+			t.Fatalf("releasing lease: %s", r)
+		}
+	}
+	state := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
+		api.CreateRequest{Spec: web, LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
+	if got := state.Ports; state.Ref.Host != host || len(got) != 1 || got[0].External <= first || got[0].External > last || !state.Running {
+		t.Fatalf("created %+v, want it running on %s on a port in %d-%d", state, host, first+1, last)
+	}
+	if got := reserved(t, ts, "rp", host); got != 250 {
+		t.Errorf("reserved on %s = %d, want 250 (the container, no lease left behind)", host, got)
 	}
 }
