@@ -608,3 +608,34 @@ func TestIntegrationParallelLifecycles(t *testing.T) {
 	}
 	t.Logf("%d containers created, started and running with %d workers in %v", containers, workers, created)
 }
+
+// TestIntegrationForgetMarks: one list finds a container's resize markers
+// and replace marks, and ForgetMarks removes those and nothing else.
+func TestIntegrationForgetMarks(t *testing.T) {
+	e := testEngine(t)
+	ctx := testContext(t)
+	pool := testPool(t, e)
+	const gone, kept = "aaaaaaaaaaaa0001", "aaaaaaaaaaaa0002"
+	for _, id := range []string{gone, kept} {
+		if _, err := e.WriteResizeMarker(ctx, ResizeMarker{Pool: pool, Name: "web-" + id, ContainerID: id, MilliCPU: 500, MemoryBytes: 1 << 20, Sequence: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.MarkReplaced(ctx, pool, "web-"+id, id, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = e.ForgetMarks(context.Background(), kept) })
+	if err := e.ForgetMarks(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{gone: 0, kept: 1} {
+		markers, err := e.ListResizeMarkers(ctx, pool, id)
+		if err != nil || len(markers) != want {
+			t.Errorf("resize markers of %s: %v (%v), want %d", id, markers, err, want)
+		}
+		marks, err := e.ReplaceMarks(ctx, pool, id)
+		if err != nil || len(marks) != want {
+			t.Errorf("replace marks of %s: %v (%v), want %d", id, marks, err, want)
+		}
+	}
+}

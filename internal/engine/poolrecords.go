@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -46,10 +44,6 @@ func (e *Engine) WritePoolRecord(ctx context.Context, rec PoolRecord) error {
 	if err != nil {
 		return fmt.Errorf("engine %s: encode record of pool %s: %w", e.name, rec.Name, err)
 	}
-	unique := make([]byte, 4)
-	if _, err := rand.Read(unique); err != nil {
-		return fmt.Errorf("engine %s: write record of pool %s: %w", e.name, rec.Name, err)
-	}
 	existing, err := e.listRecordVolumes(ctx, rec.Name)
 	if err != nil {
 		return err
@@ -58,21 +52,12 @@ func (e *Engine) WritePoolRecord(ctx context.Context, rec PoolRecord) error {
 	if len(existing) > 0 {
 		generation = existing[len(existing)-1].generation + 1
 	}
-	name := fmt.Sprintf("berth-pool-%s-%d-%s", rec.Name, generation, hex.EncodeToString(unique))
-	err = e.do(ctx, "write record of pool "+rec.Name, 0, func(ctx context.Context) error {
-		_, err := e.api.VolumeCreate(ctx, volume.CreateOptions{
-			Name:   name,
-			Driver: "local",
-			Labels: map[string]string{
-				LabelPoolRecord:    rec.Name,
-				LabelRecord:        string(encoded),
-				LabelRecordVersion: strconv.FormatInt(generation, 10),
-			},
-		})
+	if _, err := e.createMarkVolume(ctx, "write record of pool "+rec.Name, fmt.Sprintf("berth-pool-%s-%d", rec.Name, generation), map[string]string{
+		LabelPoolRecord:    rec.Name,
+		LabelRecord:        string(encoded),
+		LabelRecordVersion: strconv.FormatInt(generation, 10),
+	}); err != nil {
 		return err
-	})
-	if err != nil {
-		return e.fail("write record of pool "+rec.Name, err)
 	}
 	return e.removeOlderRecords(ctx, rec.Name)
 }

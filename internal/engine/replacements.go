@@ -2,15 +2,12 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/volume"
 )
 
 // A replacement created before its old container is destroyed
@@ -18,7 +15,7 @@ import (
 // old one still runs. Terraform tells the create nothing about the old
 // container, so the plan that chose the replacement leaves a replace mark
 // beside it: a small labelled volume, berth-replace-<pool>.<name>-<random>,
-// naming the container id and until when the mark holds. The create then
+// naming the container id (LabelMarkOf) and until when the mark holds. The create then
 // retires the marked container: it renames it to RetiredName, which frees
 // the name and keeps the container (and its capacity) until its destroy
 // removes it by id.
@@ -26,7 +23,6 @@ import (
 // Labels on replace mark volumes.
 const (
 	LabelReplacePool  = "sh.berth.replace-pool" // the pool; what lists filter on
-	LabelReplaceOf    = "sh.berth.replace-of"   // the replaced container's id
 	LabelReplaceUntil = "sh.berth.replace-until"
 )
 
@@ -55,33 +51,18 @@ type ReplaceMark struct {
 // MarkReplaced leaves a replace mark for container id of pool/name that
 // holds until the given time.
 func (e *Engine) MarkReplaced(ctx context.Context, pool, name, id string, until time.Time) error {
-	unique := make([]byte, 4)
-	if _, err := rand.Read(unique); err != nil {
-		return fmt.Errorf("engine %s: mark %s as replaced: %w", e.name, name, err)
-	}
-	vol := fmt.Sprintf("berth-replace-%s-%s", DockerName(pool, name), hex.EncodeToString(unique))
-	err := e.do(ctx, "write replace mark "+vol, 0, func(ctx context.Context) error {
-		_, err := e.api.VolumeCreate(ctx, volume.CreateOptions{
-			Name:   vol,
-			Driver: "local",
-			Labels: map[string]string{
-				LabelReplacePool:  pool,
-				LabelName:         name,
-				LabelReplaceOf:    id,
-				LabelReplaceUntil: strconv.FormatInt(until.Unix(), 10),
-			},
-		})
-		return err
+	_, err := e.createMarkVolume(ctx, "write replace mark", "berth-replace-"+DockerName(pool, name), map[string]string{
+		LabelReplacePool:  pool,
+		LabelName:         name,
+		LabelMarkOf:       id,
+		LabelReplaceUntil: strconv.FormatInt(until.Unix(), 10),
 	})
-	if err != nil {
-		return e.fail("write replace mark "+vol, err)
-	}
-	return nil
+	return err
 }
 
 // ReplaceMarks returns the replace marks of container id of pool.
 func (e *Engine) ReplaceMarks(ctx context.Context, pool, id string) ([]ReplaceMark, error) {
-	selection := filters.NewArgs(filters.Arg("label", LabelReplacePool+"="+pool), filters.Arg("label", LabelReplaceOf+"="+id))
+	selection := filters.NewArgs(filters.Arg("label", LabelReplacePool+"="+pool), filters.Arg("label", LabelMarkOf+"="+id))
 	listed, err := e.listVolumes(ctx, "replace marks", selection)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -23,7 +21,6 @@ import (
 // Labels on resize marker volumes.
 const (
 	LabelResizePool     = "sh.berth.resize-pool" // the pool; what lists filter on
-	LabelResizeOf       = "sh.berth.resize-of"   // the resized container's id
 	LabelResizeSequence = "sh.berth.resize-sequence"
 )
 
@@ -50,30 +47,18 @@ func (m ResizeMarker) Newer(other ResizeMarker) bool {
 // WriteResizeMarker stores m and returns it with its volume name and
 // creation time.
 func (e *Engine) WriteResizeMarker(ctx context.Context, m ResizeMarker) (ResizeMarker, error) {
-	unique := make([]byte, 4)
-	if _, err := rand.Read(unique); err != nil {
-		return m, fmt.Errorf("engine %s: write resize marker of %s: %w", e.name, m.Name, err)
-	}
-	m.Volume = fmt.Sprintf("berth-resize-%s-%d-%s", DockerName(m.Pool, m.Name), m.Sequence, hex.EncodeToString(unique))
-	var created volume.Volume
-	err := e.do(ctx, "write resize marker "+m.Volume, 0, func(ctx context.Context) (err error) {
-		created, err = e.api.VolumeCreate(ctx, volume.CreateOptions{
-			Name:   m.Volume,
-			Driver: "local",
-			Labels: map[string]string{
-				LabelResizePool:     m.Pool,
-				LabelName:           m.Name,
-				LabelResizeOf:       m.ContainerID,
-				LabelCPU:            strconv.FormatInt(m.MilliCPU, 10),
-				LabelMemory:         strconv.FormatInt(m.MemoryBytes, 10),
-				LabelResizeSequence: strconv.FormatInt(m.Sequence, 10),
-			},
-		})
-		return err
+	created, err := e.createMarkVolume(ctx, "write resize marker", fmt.Sprintf("berth-resize-%s-%d", DockerName(m.Pool, m.Name), m.Sequence), map[string]string{
+		LabelResizePool:     m.Pool,
+		LabelName:           m.Name,
+		LabelMarkOf:         m.ContainerID,
+		LabelCPU:            strconv.FormatInt(m.MilliCPU, 10),
+		LabelMemory:         strconv.FormatInt(m.MemoryBytes, 10),
+		LabelResizeSequence: strconv.FormatInt(m.Sequence, 10),
 	})
 	if err != nil {
-		return m, e.fail("write resize marker "+m.Volume, err)
+		return m, err
 	}
+	m.Volume = created.Name
 	if m.Created, err = markerTime(created); err != nil {
 		return m, fmt.Errorf("engine %s: resize marker %s: %w", e.name, m.Volume, err)
 	}
@@ -85,7 +70,7 @@ func (e *Engine) WriteResizeMarker(ctx context.Context, m ResizeMarker) (ResizeM
 func (e *Engine) ListResizeMarkers(ctx context.Context, pool, containerID string) ([]ResizeMarker, error) {
 	selection := filters.NewArgs(filters.Arg("label", LabelResizePool+"="+pool))
 	if containerID != "" {
-		selection.Add("label", LabelResizeOf+"="+containerID)
+		selection.Add("label", LabelMarkOf+"="+containerID)
 	}
 	listed, err := e.listVolumes(ctx, "resize markers", selection)
 	if err != nil {
@@ -109,7 +94,7 @@ func (e *Engine) RemoveResizeMarker(ctx context.Context, m ResizeMarker) error {
 }
 
 func decodeMarker(v volume.Volume) (ResizeMarker, error) {
-	m := ResizeMarker{Volume: v.Name, Pool: v.Labels[LabelResizePool], Name: v.Labels[LabelName], ContainerID: v.Labels[LabelResizeOf]}
+	m := ResizeMarker{Volume: v.Name, Pool: v.Labels[LabelResizePool], Name: v.Labels[LabelName], ContainerID: v.Labels[LabelMarkOf]}
 	var err error
 	if m.MilliCPU, err = int64Label(v.Labels, LabelCPU); err != nil {
 		return m, err
@@ -121,7 +106,7 @@ func decodeMarker(v volume.Volume) (ResizeMarker, error) {
 		return m, err
 	}
 	if m.ContainerID == "" {
-		return m, fmt.Errorf("label %s is missing", LabelResizeOf)
+		return m, fmt.Errorf("label %s is missing", LabelMarkOf)
 	}
 	m.Created, err = markerTime(v)
 	return m, err

@@ -501,11 +501,8 @@ func (b *Embedded) DeleteContainer(ctx context.Context, ref ContainerRef, stopTi
 	if err := eng.StopAndRemove(ctx, ref.ContainerID, stopTimeout); err != nil && !b.lostHost(ctx, ref.Pool, ref.Host) {
 		return fmt.Errorf("removing %s/%s from %s: %w", ref.Pool, ref.Name, ref.Host, err)
 	} else if err == nil {
-		if err := forgetResizes(ctx, eng, ref); err != nil {
-			return fmt.Errorf("removed %s/%s from %s, but not its resize markers: %w", ref.Pool, ref.Name, ref.Host, err)
-		}
-		if err := forgetReplaceMarks(ctx, eng, ref); err != nil {
-			return fmt.Errorf("removed %s/%s from %s, but not its replace marks: %w", ref.Pool, ref.Name, ref.Host, err)
+		if err := eng.ForgetMarks(ctx, ref.ContainerID); err != nil {
+			return fmt.Errorf("removed %s/%s from %s, but not its resize markers and replace marks: %w", ref.Pool, ref.Name, ref.Host, err)
 		}
 	}
 	// Only this container's reservation (the key may already belong to its

@@ -131,17 +131,3 @@ func (b *Embedded) retire(ctx context.Context, ps *poolState, spec ContainerSpec
 	}
 	return err
 }
-
-// forgetReplaceMarks removes a deleted container's replace marks.
-func forgetReplaceMarks(ctx context.Context, eng *engine.Engine, ref ContainerRef) error {
-	marks, err := eng.ReplaceMarks(ctx, ref.Pool, ref.ContainerID)
-	if err != nil {
-		return err
-	}
-	for _, m := range marks {
-		if err := eng.RemoveReplaceMark(ctx, m); err != nil {
-			return err
-		}
-	}
-	return nil
-}

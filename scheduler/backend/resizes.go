@@ -210,12 +210,3 @@ func removeMarkers(ctx context.Context, eng *engine.Engine, markers []engine.Res
 	}
 	return nil
 }
-
-// forgetResizes removes a deleted container's markers.
-func forgetResizes(ctx context.Context, eng *engine.Engine, ref ContainerRef) error {
-	markers, err := eng.ListResizeMarkers(ctx, ref.Pool, ref.ContainerID)
-	if err != nil {
-		return err
-	}
-	return removeMarkers(ctx, eng, markers)
-}
