@@ -5,11 +5,11 @@ import (
 	"flag"
 	"log"
 	"os"
-	"runtime/debug"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6/tf6server"
 
+	"github.com/berthsh/terraform-provider-berth/internal/gcpace"
 	"github.com/berthsh/terraform-provider-berth/provider"
 )
 
@@ -24,7 +24,7 @@ func main() {
 	flag.BoolVar(&debug, "debug", false, "run the provider with support for debuggers like delve")
 	flag.Parse()
 	quietSDKUnlessLogging()
-	pacedGCUnlessSet()
+	gcpace.UnlessSet()
 
 	server, err := provider.NewServer(provider.New(version))()
 	if err != nil {
@@ -58,16 +58,5 @@ func quietSDKUnlessLogging() {
 		if os.Getenv(name) == "" {
 			_ = os.Setenv(name, "off")
 		}
-	}
-}
-
-// pacedGCUnlessSet lets the heap grow to 4x the live data between
-// collections, unless GOGC says otherwise. A provider process lives for one
-// Terraform command and the plugin framework allocates heavily per RPC: at
-// the default pace, collection was about 30% of the provider's CPU in a plan
-// refreshing 300 containers (2.1 s -> 1.5 s of CPU, peak RSS 76 -> 151 MB).
-func pacedGCUnlessSet() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
 	}
 }

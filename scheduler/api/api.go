@@ -171,12 +171,12 @@ type UsageList struct {
 
 // LeaseRequest takes or renews the lease of one planned create.
 type LeaseRequest struct {
-	Spec backend.ContainerSpec
+	Spec backend.ContainerSpec `json:",omitzero"`
 	// Replaces is the container this create replaces (PlanReplacement).
-	Replaces *backend.ContainerRef
+	Replaces *backend.ContainerRef `json:",omitzero"`
 	// TTL is how long an unbound lease holds its capacity (placement_lease);
 	// zero means DefaultLeaseTTL.
-	TTL time.Duration
+	TTL time.Duration `json:",omitzero"`
 }
 
 // LeaseState is a lease's stage.
@@ -188,21 +188,22 @@ const (
 	LeaseBound LeaseState = "bound" // its container exists
 )
 
-// Lease is a plan's placement, held for one create.
+// Lease is a plan's placement, held for one create; zero fields stay out
+// of its JSON.
 type Lease struct {
-	ID          string // the reservation id; labelled on the container
-	Pool        string
-	Name        string
-	Fingerprint string
-	Host        string
-	Resources   backend.Resources
-	Ports       []engine.PortBinding // host ports assigned (External 0 resolved)
-	State       LeaseState
-	ContainerID string // when bound
-	Holder      string // name of the token that took it
-	Created     time.Time
-	Expires     time.Time
-	Age         time.Duration // at the time of the answer
+	ID          string               `json:",omitzero"` // the reservation id; labelled on the container
+	Pool        string               `json:",omitzero"`
+	Name        string               `json:",omitzero"`
+	Fingerprint string               `json:",omitzero"`
+	Host        string               `json:",omitzero"`
+	Resources   backend.Resources    `json:",omitzero"`
+	Ports       []engine.PortBinding `json:",omitzero"` // host ports assigned (External 0 resolved)
+	State       LeaseState           `json:",omitzero"`
+	ContainerID string               `json:",omitzero"` // when bound
+	Holder      string               `json:",omitzero"` // name of the token that took it
+	Created     time.Time            `json:",omitzero"`
+	Expires     time.Time            `json:",omitzero"`
+	Age         time.Duration        `json:",omitzero"` // at the time of the answer
 }
 
 // LeaseList answers GET /v1/leases.

@@ -214,27 +214,28 @@ type PortSpec struct {
 	IP       string // host interface to bind; "" binds all of them
 }
 
-// ContainerSpec is berth_container's configuration.
+// ContainerSpec is berth_container's configuration. Zero fields stay out of
+// its JSON (omitzero): most are zero, and berthd gets one spec per lease.
 type ContainerSpec struct {
-	Pool         string
-	Name         string
-	Image        string
-	RepoDigest   string // "name@sha256:…" (ResolveImage): the image run and pulled; "" runs Image
-	Command      []string
-	Env          map[string]string
-	Resources    Resources
-	Ports        []PortSpec
-	Constraints  []string
-	SpreadGroup  string
-	MaxPerHost   int
-	Restart      string
-	Host         string // pinned, or ""
-	Healthcheck  *engine.Healthcheck
-	RegistryAuth *engine.RegistryAuth
-	StopTimeout  time.Duration
-	Limits       Resources // caps above Resources; zero fields: the reservation
-	Options      engine.ContainerOptions
-	GPUs         int // GPUs to reserve; the container gets specific ids
+	Pool         string                  `json:",omitzero"`
+	Name         string                  `json:",omitzero"`
+	Image        string                  `json:",omitzero"`
+	RepoDigest   string                  `json:",omitzero"` // "name@sha256:…" (ResolveImage): the image run and pulled; "" runs Image
+	Command      []string                `json:",omitzero"`
+	Env          map[string]string       `json:",omitzero"`
+	Resources    Resources               `json:",omitzero"`
+	Ports        []PortSpec              `json:",omitzero"`
+	Constraints  []string                `json:",omitzero"`
+	SpreadGroup  string                  `json:",omitzero"`
+	MaxPerHost   int                     `json:",omitzero"`
+	Restart      string                  `json:",omitzero"`
+	Host         string                  `json:",omitzero"` // pinned, or ""
+	Healthcheck  *engine.Healthcheck     `json:",omitzero"`
+	RegistryAuth *engine.RegistryAuth    `json:",omitzero"`
+	StopTimeout  time.Duration           `json:",omitzero"`
+	Limits       Resources               `json:",omitzero"` // caps above Resources; zero fields: the reservation
+	Options      engine.ContainerOptions `json:",omitzero"`
+	GPUs         int                     `json:",omitzero"` // GPUs to reserve; the container gets specific ids
 }
 
 // PlanResult is the outcome of a plan-time check.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/etcdtest"
+	"github.com/berthsh/terraform-provider-berth/internal/gcpace"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
@@ -83,18 +84,18 @@ func measure(t *testing.T, workers int, place func(worker, i int) error) placeme
 }
 
 // clientPlacements measures placements through the provider's own client
-// (scheduler/client): benchClients provider processes, each running
-// benchParallelism operations at once as Terraform does. Each operation
+// (scheduler/client): processes provider processes (clients), each running
+// parallelism operations at once as Terraform does. Each operation
 // plans a container (takes its lease), re-plans it as the apply does (the
 // same lease, renewed) and gives the lease back; a process's concurrent
 // lease work coalesces into batched requests, as it does in a real plan.
 // Every request carries its Idempotency-Key and commits with its durable
 // record. (An apply binds the lease by creating a Docker container; the
 // release stands in for it, so that the figure is berthd's own cost.)
-func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string) placementFigures {
+func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string, processes, parallelism int) placementFigures {
 	ts := startServer(t, env, st, Config{}, pool)
 	ts.applyTestPool(t, pool, 1_000_000, benchPortBase)
-	clients := make([]*client.Client, benchClients)
+	clients := make([]*client.Client, processes)
 	for i := range clients {
 		c, err := client.New(client.Config{URLs: []string{ts.url}, Token: deployToken, Lease: time.Minute})
 		if err != nil {
@@ -104,8 +105,8 @@ func clientPlacements(t *testing.T, env *testenv.Env, st store.Store, pool strin
 	}
 	spec := backend.ContainerSpec{Pool: pool, Resources: backend.Resources{MilliCPU: 1, MemoryBytes: 1}}
 	ctx := context.Background()
-	return measure(t, benchClients*benchParallelism, func(w, i int) error {
-		c := clients[w%benchClients]
+	return measure(t, processes*parallelism, func(w, i int) error {
+		c := clients[w%processes]
 		s := spec
 		s.Name = fmt.Sprintf("w%d-%d", w, i)
 		for range 2 { // the plan, then the apply's re-plan
@@ -186,6 +187,7 @@ func storePlacements(t *testing.T, st store.Store) placementFigures {
 // in-memory store, with ratios.
 func TestBenchReport(t *testing.T) {
 	env := testenv.Require(t)
+	gcpace.UnlessSet() // as berthd and the provider run
 	bolt := func() store.Store {
 		st, err := store.OpenBolt(t.TempDir(), time.Second)
 		if err != nil {
@@ -194,29 +196,46 @@ func TestBenchReport(t *testing.T) {
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}
-	durable := clientPlacements(t, env, bolt(), "bench-durable")
-	memory := clientPlacements(t, env, store.NewMemory(), "bench-memory")
+	durable := clientPlacements(t, env, bolt(), "bench-durable", benchClients, benchParallelism)
+	oneClient := clientPlacements(t, env, bolt(), "bench-one-client", 1, benchClients)
+	noCoalescing := clientPlacements(t, env, bolt(), "bench-no-coalescing", benchClients, 1)
+	memory := clientPlacements(t, env, store.NewMemory(), "bench-memory", benchClients, benchParallelism)
 	alone := storePlacements(t, bolt())
 	single := httpPlacements(t, env, bolt(), "bench-single")
 	singleMemory := httpPlacements(t, env, store.NewMemory(), "bench-single-memory")
 	row := func(name string, f placementFigures) {
 		t.Logf("| %s | %.0f | %.2f ms | %.2f ms |", name, f.perSecond, float64(f.p50.Microseconds())/1000, float64(f.p99.Microseconds())/1000)
 	}
-	t.Logf("berthd placements (lease + renew + release), %d clients, %s each, loopback HTTP:", benchClients, benchDuration)
+	t.Logf("berthd placements (lease + renew + release), %s each, loopback HTTP, GC at %d%%:", benchDuration, gcpace.Percent)
 	t.Logf("| configuration | placements/s | p50 | p99 |")
 	t.Logf("| --- | ---: | ---: | ---: |")
-	row(fmt.Sprintf("provider client (%d operations at once, coalesced), bbolt, fsync on (durable)", benchParallelism), durable)
+	row(fmt.Sprintf("%d provider clients x %d operations at once (coalesced), bbolt, fsync on (durable)", benchClients, benchParallelism), durable)
+	row(fmt.Sprintf("1 provider client x %d operations at once (coalesced), bbolt, fsync on", benchClients), oneClient)
+	row(fmt.Sprintf("%d provider clients x 1 operation (nothing to coalesce), bbolt, fsync on", benchClients), noCoalescing)
 	row("store alone: the same commits, bbolt, fsync on", alone)
-	row("provider client, in-memory store (baseline)", memory)
+	row(fmt.Sprintf("%d provider clients x %d operations, in-memory store (baseline)", benchClients, benchParallelism), memory)
 	row("one request per step, no coalescing, bbolt, fsync on", single)
 	row("one request per step, no coalescing, in-memory store", singleMemory)
 	t.Logf("durable : in-memory = %.2fx (the cost of durability)", durable.perSecond/memory.perSecond)
 	t.Logf("durable : store alone = %.2fx (the cost of HTTP, auth, idempotency and scheduling)", durable.perSecond/alone.perSecond)
 	t.Logf("coalesced : one request per step = %.2fx (durable)", durable.perSecond/single.perSecond)
-	t.Logf("target: >= 10,000 durable placements/s with p99 < 25 ms: %s", verdict(durable.perSecond >= 10_000 && durable.p99 < 25*time.Millisecond))
+	// Little's law: n placements in flight at r/s wait n/r on average.
+	t.Logf("target >= 10,000 durable placements/s with p99 < 25 ms:")
+	for _, c := range []struct {
+		name     string
+		f        placementFigures
+		inFlight int
+	}{
+		{fmt.Sprintf("%d clients x %d operations", benchClients, benchParallelism), durable, benchClients * benchParallelism},
+		{fmt.Sprintf("1 client x %d operations", benchClients), oneClient, benchClients},
+		{fmt.Sprintf("%d clients x 1 operation", benchClients), noCoalescing, benchClients},
+	} {
+		t.Logf("  %s (%d in flight, mean wait >= %.1f ms at this rate): %s", c.name, c.inFlight,
+			float64(c.inFlight)/c.f.perSecond*1000, verdict(c.f.perSecond >= 10_000 && c.f.p99 < 25*time.Millisecond))
+	}
 	t.Logf("load average: %s", loadAverage())
 	// Replicated last: its cluster needs loopback ports another run may hold.
-	replicated := clientPlacements(t, env, etcdStore(t, "http"), "bench-etcd")
+	replicated := clientPlacements(t, env, etcdStore(t, "http"), "bench-etcd", benchClients, benchParallelism)
 	etcdAlone := storePlacements(t, etcdStore(t, "alone"))
 	row("provider client, etcd store (3 members on loopback), fenced as a leader writes", replicated)
 	row("store alone: the same commits, etcd (3 members), fenced", etcdAlone)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berthsh/terraform-provider-berth/internal/engine"
+	"github.com/berthsh/terraform-provider-berth/internal/gcpace"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
 	"github.com/berthsh/terraform-provider-berth/scheduler/metrics"
 	"github.com/berthsh/terraform-provider-berth/scheduler/server"
@@ -37,6 +38,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "berthd:", err)
 		os.Exit(2)
 	}
+	gcpace.UnlessSet()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
