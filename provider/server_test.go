@@ -24,10 +24,20 @@ func TestFastPlansAnswerAsTheFramework(t *testing.T) {
 	var sresp resource.SchemaResponse
 	NewContainerResource().Schema(ctx, resource.SchemaRequest{}, &sresp)
 	sch := sresp.Schema
-	typ := sch.Type().TerraformType(ctx).(tftypes.Object)
+	typ, ok := sch.Type().TerraformType(ctx).(tftypes.Object)
+	if !ok {
+		t.Fatal("berth_container's type is not an object")
+	}
 
 	str := func(s string) tftypes.Value { return tftypes.NewValue(tftypes.String, s) }
-	portType := typ.AttributeTypes["ports"].(tftypes.List).ElementType.(tftypes.Object)
+	portList, ok := typ.AttributeTypes["ports"].(tftypes.List)
+	if !ok {
+		t.Fatal("ports is not a list")
+	}
+	portType, ok := portList.ElementType.(tftypes.Object)
+	if !ok {
+		t.Fatal("ports' elements are not objects")
+	}
 	port := func(internal, external int64, withExternal bool) tftypes.Value {
 		v := map[string]tftypes.Value{"internal": tftypes.NewValue(tftypes.Number, internal)}
 		if withExternal {
