@@ -89,9 +89,7 @@ func (s *fastPlans) unchanged(ctx context.Context, req *tfprotov6.PlanResourceCh
 }
 
 // defaultsHold reports whether every attribute with a default that config
-// leaves null holds that default in state, in nested attributes too. An
-// attribute kind it does not know with a default answers false: the
-// framework then plans it.
+// leaves null holds that default in state, in nested attributes too.
 func defaultsHold(ctx context.Context, attrs map[string]schema.Attribute, config, state tftypes.Value) bool {
 	if config.IsNull() || state.IsNull() {
 		return config.IsNull() == state.IsNull()
@@ -105,38 +103,19 @@ func defaultsHold(ctx context.Context, attrs map[string]schema.Attribute, config
 		if !c.IsKnown() || !s.IsKnown() {
 			return false
 		}
+		if d := defaultOf(attr); d != nil && c.IsNull() && !holds(ctx, s, d) {
+			return false
+		}
 		var nested map[string]schema.Attribute
 		var list bool
 		switch a := attr.(type) {
-		case schema.StringAttribute:
-			if a.Default != nil && c.IsNull() && !holds(ctx, s, a.Default) {
-				return false
-			}
-		case schema.Int64Attribute:
-			if a.Default != nil && c.IsNull() && !holds(ctx, s, a.Default) {
-				return false
-			}
-		case schema.Float64Attribute:
-			if a.Default != nil && c.IsNull() && !holds(ctx, s, a.Default) {
-				return false
-			}
-		case schema.BoolAttribute:
-			if a.Default != nil && c.IsNull() && !holds(ctx, s, a.Default) {
-				return false
-			}
 		case schema.ListNestedAttribute:
-			if a.Default != nil {
-				return false
-			}
 			nested, list = a.NestedObject.Attributes, true
 		case schema.SingleNestedAttribute:
-			if a.Default != nil {
-				return false
-			}
 			nested = a.Attributes
-		default:
-			if d := reflect.ValueOf(attr).FieldByName("Default"); d.IsValid() && !d.IsNil() {
-				return false
+		case schema.SetNestedAttribute, schema.MapNestedAttribute:
+			if !c.IsNull() {
+				return false // elements not walked: the framework plans it
 			}
 		}
 		if nested == nil || c.IsNull() {
@@ -161,7 +140,18 @@ func defaultsHold(ctx context.Context, attrs map[string]schema.Attribute, config
 	return true
 }
 
-// holds reports whether the state value is the attribute's default.
+// defaultOf is the attribute's Default (every schema attribute kind has
+// that field), or nil.
+func defaultOf(attr schema.Attribute) any {
+	d := reflect.ValueOf(attr).FieldByName("Default")
+	if !d.IsValid() || d.IsNil() {
+		return nil
+	}
+	return d.Interface()
+}
+
+// holds reports whether the state value is the default d; a kind of
+// default it does not know (list, map, object…) answers false.
 func holds(ctx context.Context, s tftypes.Value, d any) bool {
 	var want tftypes.Value
 	var err error
