@@ -179,3 +179,54 @@ func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.Dynamic
 	}
 	return &dv
 }
+
+// TestFastUpgradeAnswersAsTheFramework upgrades container states of the
+// current schema version through the framework and through fastPlans and
+// requires the same state, also for JSON with an attribute the schema no
+// longer has and without attributes it added.
+func TestFastUpgradeAnswersAsTheFramework(t *testing.T) {
+	ctx := context.Background()
+	framework, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := &countingUpgrades{ProviderServer: framework}
+	fast := withFastPlans(inner)
+	for _, raw := range []string{
+		`{"id":"dc1/web-0","name":"web-0","pool":"dc1","image":"nginx:1.27","host":"e1","cpu":0.25,"memory":"256MiB","running":true,` +
+			`"ports":[{"internal":80,"external":36001,"protocol":"tcp","ip":null}],"env":{"A":"1"},"timeouts":null}`,
+		`{"id":"dc1/web-1","name":"web-1","pool":"dc1","image":"nginx:1.27","gone_attribute":"x"}`,
+	} {
+		req := &tfprotov6.UpgradeResourceStateRequest{TypeName: containerTypeName, Version: 0, RawState: &tfprotov6.RawState{JSON: []byte(raw)}}
+		want, err := framework.UpgradeResourceState(ctx, req)
+		if err != nil || len(want.Diagnostics) > 0 {
+			t.Fatalf("framework: %v %v", err, want.Diagnostics)
+		}
+		got, err := fast.UpgradeResourceState(ctx, req)
+		if err != nil || len(got.Diagnostics) > 0 {
+			t.Fatalf("fast: %v %v", err, got.Diagnostics)
+		}
+		if string(got.UpgradedState.MsgPack) != string(want.UpgradedState.MsgPack) {
+			t.Errorf("upgraded state of %s differs from the framework's", raw)
+		}
+	}
+	if inner.calls != 0 {
+		t.Errorf("the framework upgraded %d states of the current version, want none (the fast path)", inner.calls)
+	}
+	// Another version goes to the framework, which has no upgrader for it.
+	req := &tfprotov6.UpgradeResourceStateRequest{TypeName: containerTypeName, Version: 7, RawState: &tfprotov6.RawState{JSON: []byte(`{}`)}}
+	if got, err := fast.UpgradeResourceState(ctx, req); err != nil || len(got.Diagnostics) == 0 || inner.calls != 1 {
+		t.Errorf("version 7: %v %v (framework calls %d), want the framework's error", err, got, inner.calls)
+	}
+}
+
+// countingUpgrades counts the state upgrades that reach the framework.
+type countingUpgrades struct {
+	tfprotov6.ProviderServer
+	calls int
+}
+
+func (c *countingUpgrades) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
+	c.calls++
+	return c.ProviderServer.UpgradeResourceState(ctx, req)
+}
