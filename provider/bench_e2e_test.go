@@ -52,8 +52,8 @@ var benchPlanTargets = map[int]time.Duration{300: 800 * time.Millisecond, 1000: 
 // Host ports: Berth's port ranges (one block per engine, sized to the
 // run), then the engine loop's explicit ports.
 const (
-	benchPortMin, benchPortMax         = 53000, 55999
-	benchLoopPortMin, benchLoopPortMax = 56000, 58999
+	benchPortMin, benchPortMax         = 53000, 56999
+	benchLoopPortMin, benchLoopPortMax = 57000, 58999
 )
 
 // benchSizes reads BERTH_BENCH_SIZES ("300,1000" by default): 1,000
