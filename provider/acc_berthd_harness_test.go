@@ -24,8 +24,10 @@ import (
 
 // Remote-mode acceptance tests run a real berthd, built from
 // ./scheduler/cmd/berthd, on loopback over the test engines. Pools are
-// named pr-*; host ports stay within 34500-35999 (berthd itself listens on
-// 35900-35999).
+// named pr-*; host ports stay within 34500-35999. berthd and the flaky
+// proxy listen on fixed ports 26900-26999 (every test that runs berthd takes
+// one), below the kernel's ephemeral range (32768-60999), where a client
+// socket could hold one when berthd starts or restarts.
 
 // berthdProc is one berthd process that a test can kill -9 and restart on
 // the same data directory and port.

@@ -105,7 +105,7 @@ func TestAccBerthdPlanShowsHosts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const pool = "pr-plan"
-	b, set := rmSetup(ctx, t, pool, 35900, accHosts(accEnv(t), 1, "512MiB", 34500))
+	b, set := rmSetup(ctx, t, pool, 26900, accHosts(accEnv(t), 1, "512MiB", 34500))
 	env := accEnv(t)
 
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+
@@ -204,7 +204,7 @@ func TestAccBerthdFiveAppliesAtOnce(t *testing.T) {
 	for i := range hosts {
 		hosts[i].MaxPerHost = perHost + 2 // CPU binds first: 4 x 0.25
 	}
-	b, set := rmSetup(ctx, t, pool, 35901, hosts)
+	b, set := rmSetup(ctx, t, pool, 26901, hosts)
 	env := accEnv(t)
 	slots := perHost * len(set.Names())
 
@@ -308,9 +308,9 @@ func TestAccBerthdThroughFlakyProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const pool = "pr-flaky"
-	b, set := rmSetup(ctx, t, pool, 35902, accHosts(accEnv(t), 1, "512MiB", 35100))
+	b, set := rmSetup(ctx, t, pool, 26902, accHosts(accEnv(t), 1, "512MiB", 35100))
 	env := accEnv(t)
-	proxy, proxyURL := startFlakyProxy(t, b.url(), 35903, 40)
+	proxy, proxyURL := startFlakyProxy(t, b.url(), 26903, 40)
 
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(proxyURL, b.token, "30m")+
 		ccContainers("f", pool, env.Image, 8, `cpu = 0.1`, `memory = "32MiB"`, `ports = [{ internal = 8080 }]`))
@@ -353,7 +353,7 @@ func TestAccBerthdKilledDuringApply(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	const pool, n = "pr-kill", 9
-	b, set := rmSetup(ctx, t, pool, 35904, accHosts(accEnv(t), 1, "512MiB", 35400))
+	b, set := rmSetup(ctx, t, pool, 26904, accHosts(accEnv(t), 1, "512MiB", 35400))
 	env := accEnv(t)
 
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+
@@ -423,7 +423,7 @@ func TestAccBerthdExpiredLeaseKeepsPlannedHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const pool = "pr-expire"
-	b, set := rmSetup(ctx, t, pool, 35905, accHosts(accEnv(t), 1, "512MiB", 35700))
+	b, set := rmSetup(ctx, t, pool, 26905, accHosts(accEnv(t), 1, "512MiB", 35700))
 	env := accEnv(t)
 
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "2s")+

@@ -21,7 +21,7 @@ import (
 )
 
 // Images from a local registry with htpasswd auth, pinned by digest across
-// hosts. Pools are named pi-*; host ports 38300-38799, berthd on 38900,
+// hosts. Pools are named pi-*; host ports 38300-38799, berthd on 26910,
 // registries on 127.0.0.1:38990-38995 (each test its own two ports).
 
 // imProvider is the test engines' provider block with registryAuth (HCL
@@ -207,7 +207,7 @@ func TestAccBerthdImagesWithItsOwnRegistryAuth(t *testing.T) {
 		registry.Addr, registry.Username, registry.Password), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b := startBerthd(t, env, 38900, "--registry-auth", registries)
+	b := startBerthd(t, env, 26910, "--registry-auth", registries)
 	provider := remoteProviderHCL(b.url(), b.token, "30m")
 	owner := newCLIWorkspace(t, env, provider+accPool(pool, "spread", accHosts(env, 1, "512MiB", 38600)))
 	t.Cleanup(func() { _, _ = owner.run(context.Background(), "destroy", "-auto-approve", "-no-color") })

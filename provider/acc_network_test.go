@@ -338,7 +338,7 @@ func TestAccBerthdNetworks(t *testing.T) {
 	defer cancel()
 	const pool = "pn-remote"
 	env := accEnv(t)
-	b, set := rmSetup(ctx, t, pool, 38250, accHosts(env, 1, "512MiB", 37900))
+	b, set := rmSetup(ctx, t, pool, 26911, accHosts(env, 1, "512MiB", 37900))
 	cleanupNetworks(t, set, pool)
 	parent := netParent(t)
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+`

@@ -243,7 +243,7 @@ func TestAccBerthdVolumes(t *testing.T) {
 		hosts[i].Disk = "1GiB"
 		hosts[i].GPUIDs = []string{fmt.Sprintf("gpu-%d", i)}
 	}
-	b, _ := rmSetup(ctx, t, pool, 37590, hosts)
+	b, _ := rmSetup(ctx, t, pool, 26912, hosts)
 	ws := newCLIWorkspace(t, env, remoteProviderHCL(b.url(), b.token, "30m")+`
 resource "berth_volume" "data" {
   pool = "`+pool+`"
