@@ -172,12 +172,12 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	}
 	for attempt := 1; ; attempt++ {
 		state, retry, err := b.tryCreate(ctx, ps, spec, res)
-		var held *portHeldError
-		if err == nil || !retry || !portTaken(err) || errors.As(err, &held) || attempt == portRepicks {
-			if err != nil {
-				return state, fmt.Errorf("creating %s on %s, the host its plan showed: %w", spec.Name, res.Host, err)
-			}
+		if err == nil {
 			return state, nil
+		}
+		var held *portHeldError
+		if !retry || !portTaken(err) || errors.As(err, &held) || attempt == portRepicks {
+			return state, fmt.Errorf("creating %s on %s, the host its plan showed: %w", spec.Name, res.Host, err)
 		}
 		// A host port Berth picked is bound on the host by something else
 		// (often a client socket's ephemeral port): pick another there.
