@@ -15,6 +15,7 @@ const (
 	LabelPool          = "sh.berth.pool"
 	LabelName          = "sh.berth.name"
 	LabelReservation   = "sh.berth.reservation"
+	LabelLease         = "sh.berth.lease"  // the berthd lease a create bound, when it had one
 	LabelCPU           = "sh.berth.cpu"    // millicores
 	LabelMemory        = "sh.berth.memory" // bytes
 	LabelPorts         = "sh.berth.ports"  // see FormatPorts
@@ -118,6 +119,9 @@ func specLabels(spec ContainerSpec) map[string]string {
 	labels[LabelPool] = spec.Pool
 	labels[LabelName] = spec.Name
 	labels[LabelReservation] = spec.ReservationID
+	if spec.Lease != "" {
+		labels[LabelLease] = spec.Lease
+	}
 	labels[LabelCPU] = strconv.FormatInt(spec.MilliCPU, 10)
 	labels[LabelMemory] = strconv.FormatInt(spec.MemoryBytes, 10)
 	if !reflect.ValueOf(spec.Options).IsZero() {
@@ -168,6 +172,7 @@ func decodeLabels(c *Container, labels map[string]string) error {
 	c.Pool = labels[LabelPool]
 	c.Name = labels[LabelName]
 	c.ReservationID = labels[LabelReservation]
+	c.Lease = labels[LabelLease]
 	c.SpreadGroup = labels[LabelSpreadGroup]
 	if configured := labels[LabelImage]; configured != "" {
 		// Docker knows the image by the digest it was created with.

@@ -57,21 +57,24 @@ type ContainerSpec struct {
 	Pool          string
 	Name          string // Berth name, unique within the pool
 	ReservationID string
-	Image         string // as configured; a label when it runs by RepoDigest
-	RepoDigest    string // "name@sha256:…" to run instead of Image (see ResolveImage); "" runs Image as it is
-	Command       []string
-	Env           map[string]string
-	MilliCPU      int64
-	MemoryBytes   int64
-	Ports         []PortBinding // External already assigned by the scheduler
-	SpreadGroup   string
-	MaxPerHost    int      // recorded in a label, so state can be rebuilt
-	Constraints   []string // recorded in a label (JSON), so import can restore them
-	Restart       string   // no | on-failure | always | unless-stopped
-	Healthcheck   *Healthcheck
-	Limits        Limits        // caps above the reservation; zero: the reservation
-	StopTimeout   time.Duration // Docker's own stop timeout (docker stop, daemon shutdown); 0: Docker's default
-	Options       ContainerOptions
+	// Lease is the berthd lease the create binds ("" without one). It
+	// differs from ReservationID once the create picked another host port.
+	Lease       string
+	Image       string // as configured; a label when it runs by RepoDigest
+	RepoDigest  string // "name@sha256:…" to run instead of Image (see ResolveImage); "" runs Image as it is
+	Command     []string
+	Env         map[string]string
+	MilliCPU    int64
+	MemoryBytes int64
+	Ports       []PortBinding // External already assigned by the scheduler
+	SpreadGroup string
+	MaxPerHost  int      // recorded in a label, so state can be rebuilt
+	Constraints []string // recorded in a label (JSON), so import can restore them
+	Restart     string   // no | on-failure | always | unless-stopped
+	Healthcheck *Healthcheck
+	Limits      Limits        // caps above the reservation; zero: the reservation
+	StopTimeout time.Duration // Docker's own stop timeout (docker stop, daemon shutdown); 0: Docker's default
+	Options     ContainerOptions
 	// GPUIDs are the GPUs the scheduler gave the container: recorded in a
 	// label (the ledger) and handed to the NVIDIA runtime the way
 	// `docker run --gpus` does, as NVIDIA_VISIBLE_DEVICES.
@@ -157,6 +160,7 @@ type Container struct {
 	Pool          string
 	Name          string
 	ReservationID string
+	Lease         string // the berthd lease its create bound, if any
 	Image         string // as configured
 	RepoDigest    string // "name@sha256:…" when it was created by digest
 	ImageID       string // the image the container runs, "sha256:…"

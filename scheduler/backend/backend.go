@@ -236,6 +236,10 @@ type ContainerSpec struct {
 	Limits       Resources               `json:",omitzero"` // caps above Resources; zero fields: the reservation
 	Options      engine.ContainerOptions `json:",omitzero"`
 	GPUs         int                     `json:",omitzero"` // GPUs to reserve; the container gets specific ids
+	// lease is the berthd lease a create binds, set by CreateOnLease: the
+	// container is labelled with it, so that a create cut short by a crash
+	// finds its container even after it picked another host port.
+	lease string
 }
 
 // PlanResult is the outcome of a plan-time check.

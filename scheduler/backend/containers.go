@@ -275,12 +275,9 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 	ps.views.watch(eng, spec.Pool)
 	id, err := eng.CreateContainer(ctx, engineSpec(spec, res))
 	if errors.Is(err, engine.ErrNameInUse) {
-		// Left by an interrupted create: removed, and this create places again.
-		if found, err := b.removeNamed(ctx, ps, eng, spec); found || err != nil {
+		if id, err = b.takeOverNamed(ctx, ps, eng, spec, res); id == "" || err != nil {
 			return "", err
 		}
-		return "", fmt.Errorf("a container named %s already exists on %s (pool %s): import it with `terraform import <address> %s/%s`, or remove it",
-			spec.Pool+"."+spec.Name, res.Host, spec.Pool, spec.Pool, spec.Name)
 	}
 	if err != nil && (engine.IsUnreachable(err) || ctx.Err() != nil) {
 		// The engine may have made the container all the same.
@@ -605,6 +602,7 @@ func engineSpec(spec ContainerSpec, res scheduler.Reservation) engine.ContainerS
 		Pool:          spec.Pool,
 		Name:          spec.Name,
 		ReservationID: res.ID,
+		Lease:         spec.lease,
 		Image:         spec.Image,
 		RepoDigest:    spec.RepoDigest,
 		Command:       spec.Command,

@@ -81,18 +81,27 @@ func (b *Embedded) removeInterrupted(ctx context.Context, ps *poolState, spec Co
 	return ps.sched.Release(res.ID)
 }
 
-// removeNamed removes the container that holds spec's Docker name on the
-// engine when it is a leftover of an interrupted create; found is false
-// when the name is held by a real container (or nothing).
-func (b *Embedded) removeNamed(ctx context.Context, ps *poolState, eng *engine.Engine, spec ContainerSpec) (found bool, err error) {
+// takeOverNamed handles a create refused because spec's Docker name is
+// taken on the engine. A leftover of this reservation's own create (a run
+// cut short by a crash, whose container the engine made after all) is
+// taken over: its id comes back. Another create's leftover is removed,
+// and "" with no error makes this create place again. A real container
+// is an error that says how to bring it under Berth.
+func (b *Embedded) takeOverNamed(ctx context.Context, ps *poolState, eng *engine.Engine, spec ContainerSpec, res scheduler.Reservation) (string, error) {
 	c, err := eng.InspectContainer(ctx, engine.DockerName(spec.Pool, spec.Name))
-	if err != nil || c == nil || c.Pool != spec.Pool || c.Name != spec.Name || c.State != container.StateCreated {
-		return false, err
+	if err != nil {
+		return "", err
 	}
-	if _, mine := ps.own.get(c.ID); mine {
-		return false, nil
+	if c != nil && c.Pool == spec.Pool && c.Name == spec.Name && c.State == container.StateCreated {
+		if c.ReservationID == res.ID {
+			return c.ID, nil
+		}
+		if _, mine := ps.own.get(c.ID); !mine {
+			return "", b.removeLeftover(ctx, eng.Name(), c.ID)
+		}
 	}
-	return true, b.removeLeftover(ctx, eng.Name(), c.ID)
+	return "", fmt.Errorf("a container named %s already exists on %s (pool %s): import it with `terraform import <address> %s/%s`, or remove it",
+		spec.Pool+"."+spec.Name, res.Host, spec.Pool, spec.Pool, spec.Name)
 }
 
 func (b *Embedded) removeLeftover(ctx context.Context, host, id string) error {

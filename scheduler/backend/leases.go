@@ -99,8 +99,51 @@ func (b *Embedded) RestoreLease(ctx context.Context, pool string, res scheduler.
 	if err != nil {
 		return scheduler.Reservation{}, err
 	}
+	// Its create made the container and picked another host port (so
+	// another reservation) before the crash: the container holds it.
+	if holder, made, err := b.madeOnLease(ctx, ps, pool, res.Name, res.ID); made || err != nil {
+		return holder, err
+	}
 	res.State, res.ContainerID = scheduler.Reserved, ""
 	return ps.sched.Restore(res)
+}
+
+// AdoptLeased returns the container of spec's name when its create bound
+// lease id (a create cut short before it answered, whose lease is no
+// longer in the ledger); ok is false when there is none.
+func (b *Embedded) AdoptLeased(ctx context.Context, spec ContainerSpec, id string) (state ContainerState, ok bool, err error) {
+	ps, err := b.pool(ctx, spec.Pool)
+	if err != nil {
+		return ContainerState{}, false, err
+	}
+	holder, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, id)
+	if !made || err != nil {
+		return ContainerState{}, false, err
+	}
+	state, err = b.adopt(ctx, spec, holder)
+	return state, true, err
+}
+
+// madeOnLease returns the bound reservation of the pool's container name
+// when that container's create bound lease id: under the lease's own id,
+// or under another after it picked another host port (its label says).
+func (b *Embedded) madeOnLease(ctx context.Context, ps *poolState, pool, name, id string) (scheduler.Reservation, bool, error) {
+	holder, ok := ps.sched.Lookup(containerKey(pool, name))
+	switch {
+	case !ok || holder.State != scheduler.Bound:
+		return scheduler.Reservation{}, false, nil
+	case holder.ID == id:
+		return holder, true, nil
+	}
+	eng, err := b.engines.Get(holder.Host)
+	if err != nil {
+		return scheduler.Reservation{}, false, err
+	}
+	c, err := eng.InspectContainer(ctx, holder.ContainerID)
+	if err != nil || c == nil || c.Lease != id {
+		return scheduler.Reservation{}, false, err
+	}
+	return holder, true, nil
 }
 
 // Reservation returns a live reservation of a loaded pool.
@@ -153,8 +196,19 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	if res.State == scheduler.Bound {
 		return b.adopt(ctx, spec, res)
 	}
+	spec.lease = id
 	res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
 	if errors.Is(err, scheduler.ErrKeyTaken) {
+		holder, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, id)
+		if err != nil {
+			return ContainerState{}, err
+		}
+		if made {
+			// An earlier run of this create made the container on another
+			// port before it was cut short: the lease's capacity goes back.
+			_ = ps.sched.Release(id)
+			return b.adopt(ctx, spec, holder)
+		}
 		holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name))
 		switch {
 		case ok && holder.State == scheduler.Bound:

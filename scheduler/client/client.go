@@ -261,16 +261,19 @@ func (c *Client) PlanResize(ctx context.Context, current backend.ContainerState,
 
 // CreateContainer creates on the lease the plan took. Terraform re-plans
 // every create in the apply process just before it, so the lease is held
-// here; its id makes the Idempotency-Key, so a retry from any process
-// (after a dropped connection, or berthd restarting) waits on or replays
-// the same create and never makes a second container.
+// here. Its retries (a dropped connection, berthd restarting) share one
+// Idempotency-Key, so they wait on or replay the same create; a create on
+// the same lease from another process waits for a running one and then
+// finds its container, since berthd binds a lease once.
 func (c *Client) CreateContainer(ctx context.Context, spec backend.ContainerSpec) (backend.ContainerState, error) {
 	req := api.CreateRequest{Spec: spec}
 	key := newKey("create")
 	if held, ok := c.heldFor(spec); ok {
 		req = api.CreateRequest{Spec: held.spec, LeaseID: held.lease.ID, PlannedHost: held.lease.Host}
 		req.Spec.RepoDigest = spec.RepoDigest // resolved at apply, after the plan took the lease
-		key = "create-" + held.lease.ID
+		// One key per process: a rerun after a failed create must run it
+		// again, not replay the failure (the lease may still be held).
+		key = newKey("create-" + held.lease.ID)
 	} else if spec.Host != "" {
 		// No lease in this process (the plan showed a host it did not
 		// take here): berthd creates on that host or nowhere.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthsh/terraform-provider-berth/internal/engine"
 	"github.com/berthsh/terraform-provider-berth/internal/testenv"
 	"github.com/berthsh/terraform-provider-berth/scheduler/api"
 	"github.com/berthsh/terraform-provider-berth/scheduler/backend"
@@ -143,16 +144,7 @@ func TestRestartKeepsLeases(t *testing.T) {
 	if _, err := ts.be.CreateOnLease(context.Background(), webSpec(env, "rs", "bound"), boundLease.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st2, err := store.OpenBolt(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st2.Close() })
-	ts2 := startServer(t, env, st2, Config{}, "rs")
+	ts2 := reopen(t, env, st, dir, "rs")
 	leases := must[api.LeaseList](t, ts2.call(t, "GET", api.PathLeases, readToken, "", nil), http.StatusOK)
 	if len(leases.Leases) != 1 || leases.Leases[0].ID != held.ID || leases.Leases[0].Host != held.Host || leases.Leases[0].Holder != "ci-team-a" {
 		t.Fatalf("leases after restart = %+v, want only %s on %s (the bound one is its container's now)", leases.Leases, held.ID, held.Host)
@@ -170,6 +162,104 @@ func TestRestartKeepsLeases(t *testing.T) {
 		api.CreateRequest{Spec: webSpec(env, "rs", "bound"), LeaseID: boundLease.ID, PlannedHost: boundLease.Host}), http.StatusCreated)
 	if adopted.Ref.Host != boundLease.Host || len(containersOn(t, env, "rs")["bound"]) != 1 {
 		t.Errorf("resumed create = %+v; containers named bound: %d, want 1 on %s", adopted.Ref, len(containersOn(t, env, "rs")["bound"]), boundLease.Host)
+	}
+}
+
+// reopen closes st and serves its data directory again, as berthd does
+// when it starts after a crash.
+func reopen(t *testing.T, env *testenv.Env, st store.Store, dir string, pools ...string) *testServer {
+	t.Helper()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := store.OpenBolt(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	return startServer(t, env, again, Config{}, pools...)
+}
+
+// berthd crashed while a create on a lease ran: the create had picked
+// another host port (the lease's was bound outside Berth), so its
+// container holds another reservation than the lease. After the restart
+// the lease holds no capacity of its own, and the create's repeat (or a
+// rerun's create on that lease) gets that container, not name_in_use.
+func TestRestartAdoptsACreateThatPickedAnotherPort(t *testing.T) {
+	env := testenv.Require(t)
+	dir := t.TempDir()
+	st, err := store.OpenBolt(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, env, st, Config{}, "ra")
+	const first, last = 27010, 27019 // below the ephemeral range
+	host := applyPortRangePool(t, ts, "ra", first, last)
+	web := webSpec(env, "ra", "web")
+	lease, held := leaseOnHeldPort(t, ts, web, first)
+	made, err := ts.be.CreateOnLease(context.Background(), web, lease.ID) // then the crash: the lease record stays
+	held.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if made.ReservationID == lease.ID || made.Ports[0].External == first {
+		t.Fatalf("created %+v on port %d, want another reservation and port than lease %s's %d", made.Ref, made.Ports[0].External, lease.ID, first)
+	}
+
+	ts2 := reopen(t, env, st, dir, "ra")
+	if leases := must[api.LeaseList](t, ts2.call(t, "GET", api.PathLeases, readToken, "", nil), http.StatusOK); len(leases.Leases) != 0 {
+		t.Errorf("leases after restart = %+v, want none: the container holds the capacity", leases.Leases)
+	}
+	if got := ledgerReserved(t, ts2, "ra", host); got != 250 {
+		t.Errorf("held on %s after restart = %d millicores, want 250 (the container alone)", host, got)
+	}
+	for _, key := range []string{newKey(), newKey()} { // the repeat, then a rerun's create
+		state := must[backend.ContainerState](t, ts2.call(t, "POST", api.PathContainers, deployToken, key,
+			api.CreateRequest{Spec: web, LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
+		if state.Ref.ContainerID != made.Ref.ContainerID || !state.Running {
+			t.Errorf("create after restart = %+v, want container %s, running", state.Ref, made.Ref.ContainerID)
+		}
+	}
+	if n := len(containersOn(t, env, "ra")["web"]); n != 1 {
+		t.Errorf("%d containers named web, want 1", n)
+	}
+}
+
+// berthd crashed while the engine was still making a create's container:
+// the restart's ledger rebuild did not see it, so the lease is held again,
+// and the create's repeat then meets the container under the name. It is
+// this lease's own: the create takes it over and starts it.
+func TestRestartTakesOverTheContainerOfAnInterruptedCreate(t *testing.T) {
+	env := testenv.Require(t)
+	dir := t.TempDir()
+	st, err := store.OpenBolt(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, env, st, Config{}, "rt")
+	ts.applyTestPool(t, "rt", 4, 27020)
+	web := webSpec(env, "rt", "web")
+	lease := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: web}), http.StatusOK)
+
+	ts2 := reopen(t, env, st, dir, "rt")
+	eng, err := engineSet(t, env).Get(lease.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := eng.CreateContainer(context.Background(), engine.ContainerSpec{
+		Pool: "rt", Name: "web", ReservationID: lease.ID, Lease: lease.ID, Image: env.Image,
+		MilliCPU: lease.Resources.MilliCPU, MemoryBytes: lease.Resources.MemoryBytes, Ports: lease.Ports,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := must[backend.ContainerState](t, ts2.call(t, "POST", api.PathContainers, deployToken, newKey(),
+		api.CreateRequest{Spec: web, LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
+	if state.Ref.ContainerID != late || state.Ref.Host != lease.Host || !state.Running {
+		t.Errorf("create after restart = %+v, want container %s running on %s", state.Ref, late, lease.Host)
+	}
+	if n := len(containersOn(t, env, "rt")["web"]); n != 1 {
+		t.Errorf("%d containers named web, want 1", n)
 	}
 }
 

@@ -337,6 +337,13 @@ func (l *leases) create(ctx context.Context, req api.CreateRequest) (backend.Con
 			return state, err
 		}
 	}
+	if req.LeaseID != "" {
+		// Its container may exist already: this create ran before a crash,
+		// which cut it short before it answered.
+		if state, ok, err := l.be.AdoptLeased(ctx, spec, req.LeaseID); ok || err != nil {
+			return state, err
+		}
+	}
 	if req.PlannedHost == "" {
 		return backend.ContainerState{}, apiError(api.CodeLeaseExpired, fmt.Sprintf("the lease of %s/%s has expired and the request names no planned host: run terraform plan again", spec.Pool, spec.Name))
 	}
@@ -358,7 +365,9 @@ func (l *leases) bind(ctx context.Context, spec backend.ContainerSpec, id string
 			tracked = false
 		case e.binding:
 			e.mu.Unlock()
-			return backend.ContainerState{}, apiError(api.CodeConflict, fmt.Sprintf("lease %s of %s is being bound by another create right now", id, spec.Name))
+			// A rerun's create while an earlier process's still runs here:
+			// it waits (in_flight is retried), then finds the container.
+			return backend.ContainerState{}, apiError(api.CodeInFlight, fmt.Sprintf("lease %s of %s is being bound by another create right now; repeat the request", id, spec.Name))
 		default:
 			e.binding = true
 			e.mu.Unlock()

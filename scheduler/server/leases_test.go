@@ -303,43 +303,13 @@ func TestLeaseBatch(t *testing.T) {
 func TestLeaseCreatePicksAnotherPortWhenItsPortIsTaken(t *testing.T) {
 	env := testenv.Require(t)
 	ts := startServer(t, env, store.NewMemory(), Config{}, "rp")
-	host := env.Engines[0].Name
 	// Below the kernel's ephemeral range and the examples' ranges: nothing
 	// else binds these.
 	const first, last = 27000, 27009
-	spec := backend.PoolSpec{Name: "rp", Strategy: "spread", Hosts: map[string]backend.PoolHostSpec{
-		host: {MilliCPU: 1000, MemoryBytes: 1 << 30, PortMin: first, PortMax: last},
-	}}
-	must[backend.PoolStatus](t, ts.call(t, "PUT", api.PoolPath("rp"), adminToken, newKey(), spec), http.StatusOK)
-	t.Cleanup(func() {
-		eng, _ := engineSet(t, env).Get(host)
-		listed, _ := eng.ListContainers(context.Background(), "rp")
-		for _, c := range listed {
-			_ = eng.Remove(context.Background(), c.ID)
-		}
-		_ = eng.DeletePoolRecord(context.Background(), "rp")
-	})
-	listener, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", first))
-	if err != nil {
-		t.Fatalf("holding port %d: %v", first, err)
-	}
-	defer listener.Close()
-	// Plan until the lease shows the bound port (Berth cannot know it is
-	// bound: it is no container's).
+	host := applyPortRangePool(t, ts, "rp", first, last)
 	web := webSpec(env, "rp", "web")
-	var lease api.Lease
-	for attempt := 0; ; attempt++ {
-		lease = must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: web}), http.StatusOK)
-		if lease.Ports[0].External == first {
-			break
-		}
-		if attempt == 200 {
-			t.Fatalf("200 leases never picked port %d of %d-%d", first, first, last)
-		}
-		if r := ts.call(t, "DELETE", api.LeasePath(lease.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
-			t.Fatalf("releasing lease: %s", r)
-		}
-	}
+	lease, held := leaseOnHeldPort(t, ts, web, first)
+	defer held.Close()
 	state := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
 		api.CreateRequest{Spec: web, LeaseID: lease.ID, PlannedHost: lease.Host}), http.StatusCreated)
 	if got := state.Ports; state.Ref.Host != host || len(got) != 1 || got[0].External <= first || got[0].External > last || !state.Running {
@@ -347,5 +317,50 @@ func TestLeaseCreatePicksAnotherPortWhenItsPortIsTaken(t *testing.T) {
 	}
 	if got := reserved(t, ts, "rp", host); got != 250 {
 		t.Errorf("reserved on %s = %d, want 250 (the container, no lease left behind)", host, got)
+	}
+}
+
+// applyPortRangePool applies a pool of the first engine alone, whose host
+// ports are first..last, and removes what the test leaves on it.
+func applyPortRangePool(t *testing.T, ts *testServer, pool string, first, last int) string {
+	t.Helper()
+	host := ts.env.Engines[0].Name
+	spec := backend.PoolSpec{Name: pool, Strategy: "spread", Hosts: map[string]backend.PoolHostSpec{
+		host: {MilliCPU: 1000, MemoryBytes: 1 << 30, PortMin: first, PortMax: last},
+	}}
+	must[backend.PoolStatus](t, ts.call(t, "PUT", api.PoolPath(pool), adminToken, newKey(), spec), http.StatusOK)
+	t.Cleanup(func() {
+		eng, _ := engineSet(t, ts.env).Get(host)
+		listed, _ := eng.ListContainers(context.Background(), pool)
+		for _, c := range listed {
+			_ = eng.Remove(context.Background(), c.ID)
+		}
+		_ = eng.DeletePoolRecord(context.Background(), pool)
+	})
+	return host
+}
+
+// leaseOnHeldPort binds port on the host, outside Berth, then plans spec
+// until its lease shows that port (Berth cannot know it is bound: it is no
+// container's). The caller closes the listener.
+func leaseOnHeldPort(t *testing.T, ts *testServer, spec backend.ContainerSpec, port int) (api.Lease, net.Listener) {
+	t.Helper()
+	listener, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatalf("holding port %d: %v", port, err)
+	}
+	for attempt := 0; ; attempt++ {
+		lease := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: spec}), http.StatusOK)
+		if lease.Ports[0].External == port {
+			return lease, listener
+		}
+		if attempt == 200 {
+			listener.Close()
+			t.Fatalf("200 leases never picked port %d", port)
+		}
+		if r := ts.call(t, "DELETE", api.LeasePath(lease.ID), deployToken, newKey(), nil); r.status != http.StatusNoContent {
+			listener.Close()
+			t.Fatalf("releasing lease: %s", r)
+		}
 	}
 }
