@@ -199,15 +199,14 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	spec.lease = id
 	res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
 	if errors.Is(err, scheduler.ErrKeyTaken) {
-		holder, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, id)
-		if err != nil {
-			return ContainerState{}, err
-		}
-		if made {
+		if mine, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, id); made || err != nil {
+			if err != nil {
+				return ContainerState{}, err
+			}
 			// An earlier run of this create made the container on another
 			// port before it was cut short: the lease's capacity goes back.
 			_ = ps.sched.Release(id)
-			return b.adopt(ctx, spec, holder)
+			return b.adopt(ctx, spec, mine)
 		}
 		holder, ok := ps.sched.Lookup(containerKey(spec.Pool, spec.Name))
 		switch {

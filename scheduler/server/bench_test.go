@@ -3,10 +3,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -147,6 +150,35 @@ func httpPlacements(t *testing.T, env *testenv.Env, st store.Store, pool string)
 	})
 }
 
+// httpFloor is the same three-request flow against a bare net/http server
+// that only decodes and echoes the JSON: what HTTP alone allows on this
+// machine for clients that do not coalesce, whatever berthd does.
+func httpFloor(t *testing.T) placementFigures {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v any
+		_ = json.NewDecoder(r.Body).Decode(&v)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}))
+	t.Cleanup(echo.Close)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	body, err := json.Marshal(api.LeaseRequest{Spec: backend.ContainerSpec{Pool: "floor", Name: "w0-0", Resources: backend.Resources{MilliCPU: 1, MemoryBytes: 1}}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return measure(t, benchClients, func(int, int) error {
+		for range 3 {
+			resp, err := hc.Post(echo.URL+api.PathLeases, "application/json", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return nil
+	})
+}
+
 func decodeLease(r response) api.Lease {
 	var l api.Lease
 	_ = json.Unmarshal(r.body, &l)
@@ -203,6 +235,7 @@ func TestBenchReport(t *testing.T) {
 	alone := storePlacements(t, bolt())
 	single := httpPlacements(t, env, bolt(), "bench-single")
 	singleMemory := httpPlacements(t, env, store.NewMemory(), "bench-single-memory")
+	floor := httpFloor(t)
 	row := func(name string, f placementFigures) {
 		t.Logf("| %s | %.0f | %.2f ms | %.2f ms |", name, f.perSecond, float64(f.p50.Microseconds())/1000, float64(f.p99.Microseconds())/1000)
 	}
@@ -216,9 +249,11 @@ func TestBenchReport(t *testing.T) {
 	row(fmt.Sprintf("%d provider clients x %d operations, in-memory store (baseline)", benchClients, benchParallelism), memory)
 	row("one request per step, no coalescing, bbolt, fsync on", single)
 	row("one request per step, no coalescing, in-memory store", singleMemory)
+	row(fmt.Sprintf("HTTP floor: %d clients x 3 requests to a bare net/http echo (no berthd)", benchClients), floor)
 	t.Logf("durable : in-memory = %.2fx (the cost of durability)", durable.perSecond/memory.perSecond)
 	t.Logf("durable : store alone = %.2fx (the cost of HTTP, auth, idempotency and scheduling)", durable.perSecond/alone.perSecond)
 	t.Logf("coalesced : one request per step = %.2fx (durable)", durable.perSecond/single.perSecond)
+	t.Logf("%d clients x 1 operation : HTTP floor = %.2fx (what berthd costs over HTTP itself, without coalescing)", benchClients, noCoalescing.perSecond/floor.perSecond)
 	// Little's law: n placements in flight at r/s wait n/r on average.
 	t.Logf("target >= 10,000 durable placements/s with p99 < 25 ms:")
 	for _, c := range []struct {
