@@ -130,12 +130,7 @@ func waitAnswer(t *testing.T, call func() response) response {
 // binds it on its host.
 func TestRestartKeepsLeases(t *testing.T) {
 	env := testenv.Require(t)
-	dir := t.TempDir()
-	st, err := store.OpenBolt(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, env, st, Config{}, "rs")
+	ts, st, dir := startOnDisk(t, env, "rs")
 	ts.applyTestPool(t, "rs", 4, 33900)
 	held := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: webSpec(env, "rs", "held")}), http.StatusOK)
 	boundLease := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: webSpec(env, "rs", "bound")}), http.StatusOK)
@@ -165,6 +160,17 @@ func TestRestartKeepsLeases(t *testing.T) {
 	}
 }
 
+// startOnDisk serves berthd's API on a bbolt store in a new directory.
+func startOnDisk(t *testing.T, env *testenv.Env, pools ...string) (*testServer, store.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenBolt(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServer(t, env, st, Config{}, pools...), st, dir
+}
+
 // reopen closes st and serves its data directory again, as berthd does
 // when it starts after a crash.
 func reopen(t *testing.T, env *testenv.Env, st store.Store, dir string, pools ...string) *testServer {
@@ -187,12 +193,7 @@ func reopen(t *testing.T, env *testenv.Env, st store.Store, dir string, pools ..
 // rerun's create on that lease) gets that container, not name_in_use.
 func TestRestartAdoptsACreateThatPickedAnotherPort(t *testing.T) {
 	env := testenv.Require(t)
-	dir := t.TempDir()
-	st, err := store.OpenBolt(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, env, st, Config{}, "ra")
+	ts, st, dir := startOnDisk(t, env, "ra")
 	const first, last = 27010, 27019 // below the ephemeral range
 	host := applyPortRangePool(t, ts, "ra", first, last)
 	web := webSpec(env, "ra", "web")
@@ -231,12 +232,7 @@ func TestRestartAdoptsACreateThatPickedAnotherPort(t *testing.T) {
 // this lease's own: the create takes it over and starts it.
 func TestRestartTakesOverTheContainerOfAnInterruptedCreate(t *testing.T) {
 	env := testenv.Require(t)
-	dir := t.TempDir()
-	st, err := store.OpenBolt(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, env, st, Config{}, "rt")
+	ts, st, dir := startOnDisk(t, env, "rt")
 	ts.applyTestPool(t, "rt", 4, 27020)
 	web := webSpec(env, "rt", "web")
 	lease := must[api.Lease](t, ts.call(t, "POST", api.PathLeases, deployToken, newKey(), api.LeaseRequest{Spec: web}), http.StatusOK)
