@@ -173,7 +173,7 @@ func (b *Embedded) LeaseHolder(ctx context.Context, pool, host, id string) (stri
 		return "", err
 	}
 	for _, c := range listed {
-		if c.ReservationID == id {
+		if c.ReservationID == id || c.Lease == id {
 			return c.ID, nil
 		}
 	}
@@ -185,6 +185,17 @@ func (b *Embedded) LeaseHolder(ctx context.Context, pool, host, id string) (stri
 // the lease. A lease already bound (the create ran before, and its answer
 // was lost) gives back its container, started.
 func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id string) (ContainerState, error) {
+	return b.createOnLease(ctx, spec, id, id)
+}
+
+// CreateOnRetakenLease is CreateOnLease on reservation id, taken again for
+// the plan's lease planned after that expired: the container carries
+// planned, so that a repeat of the create naming it finds the container.
+func (b *Embedded) CreateOnRetakenLease(ctx context.Context, spec ContainerSpec, id, planned string) (ContainerState, error) {
+	return b.createOnLease(ctx, spec, id, planned)
+}
+
+func (b *Embedded) createOnLease(ctx context.Context, spec ContainerSpec, id, lease string) (ContainerState, error) {
 	ps, err := b.pool(ctx, spec.Pool)
 	if err != nil {
 		return ContainerState{}, err
@@ -196,10 +207,10 @@ func (b *Embedded) CreateOnLease(ctx context.Context, spec ContainerSpec, id str
 	if res.State == scheduler.Bound {
 		return b.adopt(ctx, spec, res)
 	}
-	spec.lease = id
+	spec.lease = lease
 	res, err = ps.sched.Rekey(id, containerKey(spec.Pool, spec.Name))
 	if errors.Is(err, scheduler.ErrKeyTaken) {
-		if mine, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, id); made || err != nil {
+		if mine, made, err := b.madeOnLease(ctx, ps, spec.Pool, spec.Name, lease); made || err != nil {
 			if err != nil {
 				return ContainerState{}, err
 			}

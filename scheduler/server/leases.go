@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -347,7 +348,7 @@ func (l *leases) create(ctx context.Context, req api.CreateRequest) (backend.Con
 	if req.PlannedHost == "" {
 		return backend.ContainerState{}, apiError(api.CodeLeaseExpired, fmt.Sprintf("the lease of %s/%s has expired and the request names no planned host: run terraform plan again", spec.Pool, spec.Name))
 	}
-	return l.retake(ctx, spec, key, req.PlannedHost)
+	return l.retake(ctx, spec, key, req.PlannedHost, req.LeaseID)
 }
 
 // errLeaseReleased: the lease was released (expired) just before its bind.
@@ -405,8 +406,9 @@ func (l *leases) settle(e *leaseEntry) {
 }
 
 // retake reserves the create on the planned host again and creates it
-// there, or fails asking for a new plan.
-func (l *leases) retake(ctx context.Context, spec backend.ContainerSpec, key, host string) (backend.ContainerState, error) {
+// there, or fails asking for a new plan. The container carries the plan's
+// lease id, so that a repeat of the create finds it.
+func (l *leases) retake(ctx context.Context, spec backend.ContainerSpec, key, host, planned string) (backend.ContainerState, error) {
 	pinned := spec
 	pinned.Host = host
 	res, err := l.be.ReserveLease(ctx, pinned, key+"@"+host, nil)
@@ -418,7 +420,7 @@ func (l *leases) retake(ctx context.Context, spec backend.ContainerSpec, key, ho
 	if err != nil {
 		return backend.ContainerState{}, err
 	}
-	state, err := l.be.CreateOnLease(ctx, spec, res.ID)
+	state, err := l.be.CreateOnRetakenLease(ctx, spec, res.ID, cmp.Or(planned, res.ID))
 	if err != nil {
 		l.be.ReleaseLease(spec.Pool, res.ID)
 	}

@@ -183,6 +183,13 @@ func TestLeaseExpiry(t *testing.T) {
 	if state.Ref.Host != a.Host {
 		t.Errorf("retaken lease landed on %s, want the planned %s", state.Ref.Host, a.Host)
 	}
+	// Its repeat under another key (the answer was lost, or berthd crashed
+	// before it): the same container, not name_in_use.
+	again := must[backend.ContainerState](t, ts.call(t, "POST", api.PathContainers, deployToken, newKey(),
+		api.CreateRequest{Spec: webSpec(env, "exp", "a"), LeaseID: a.ID, PlannedHost: a.Host}), http.StatusCreated)
+	if again.Ref.ContainerID != state.Ref.ContainerID {
+		t.Errorf("the repeat of a retaken create gave %+v, want container %s", again.Ref, state.Ref.ContainerID)
+	}
 
 	// Expired, then its key taken again (the re-plan of a saved plan's
 	// apply, in a new process that cannot know the planned host): the new
