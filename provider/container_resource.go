@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -137,8 +138,11 @@ func (r *ContainerResource) Read(ctx context.Context, req resource.ReadRequest, 
 	} else {
 		resp.Diagnostics.Append(diags...)
 	}
+	read := state
 	resp.Diagnostics.Append(state.observe(ctx, *observed)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+	if !reflect.DeepEqual(read, state) { // else resp.State holds it already
+		resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+	}
 }
 
 // Update resizes in place and starts or stops the container; everything

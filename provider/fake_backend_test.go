@@ -252,6 +252,9 @@ func (b *fakeBackend) copyOf(c *backend.ContainerState) backend.ContainerState {
 func (b *fakeBackend) ReadContainer(_ context.Context, ref backend.ContainerRef) (*backend.ContainerState, error) {
 	b.engines.mu.Lock()
 	defer b.engines.mu.Unlock()
+	if b.engines.unreachable[ref.Host] {
+		return nil, fmt.Errorf("host %s (%s): engine unreachable", ref.Host, b.endpoints[ref.Host])
+	}
 	c, ok := b.engines.containers[ref.Pool+"/"+ref.Name]
 	if !ok || c.Ref.ContainerID != ref.ContainerID {
 		return nil, nil

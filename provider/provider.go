@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -43,6 +44,10 @@ type BerthProvider struct {
 	version    string
 	newBackend backendFactory
 	newRemote  remoteFactory
+
+	// configured is what Configure handed to resources, for the fast
+	// paths that answer without the framework (server.go).
+	configured atomic.Pointer[providerData]
 }
 
 // BerthProviderModel is the provider block.
@@ -214,6 +219,7 @@ func (p *BerthProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	data := &providerData{}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	defer p.configured.Store(data)
 	if config.Engines.IsNull() {
 		p.configureRemote(config, data, &resp.Diagnostics)
 		return

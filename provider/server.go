@@ -6,29 +6,36 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
 
-// NewServer serves the provider over protocol 6, answering the plans of
-// unchanged containers and the state upgrades of containers itself (see
-// fastPlans).
+// NewServer serves the provider over protocol 6, answering the plans,
+// refreshes and state upgrades of containers itself (see fastPaths).
 func NewServer(p func() provider.Provider) func() (tfprotov6.ProviderServer, error) {
 	return func() (tfprotov6.ProviderServer, error) {
-		inner, err := providerserver.NewProtocol6WithError(p())()
+		prov := p()
+		inner, err := providerserver.NewProtocol6WithError(prov)()
 		if err != nil {
 			return nil, err
 		}
-		return withFastPlans(inner), nil
+		fast := withFastPaths(inner)
+		if b, ok := prov.(*BerthProvider); ok {
+			fast.configured = b.configured.Load
+		}
+		return fast, nil
 	}
 }
 
-// fastPlans answers PlanResourceChange for a berth_container that nothing
+// fastPaths answers PlanResourceChange for a berth_container that nothing
 // changes, without the framework. Most containers of a plan are unchanged,
 // and the framework's plan walk rewrites the whole resource once per
 // attribute: with berth_container's ~60 attributes that walk was half of the
@@ -39,16 +46,23 @@ func NewServer(p func() provider.Provider) func() (tfprotov6.ProviderServer, err
 // ModifyPlan changes anything (ModifyPlan returns at once for an unchanged
 // container), so the plan is the prior state, with its private data.
 // Anything else goes to the framework.
-type fastPlans struct {
+//
+// It also refreshes containers (ReadResource) and upgrades their state
+// without the framework; see those methods.
+type fastPaths struct {
 	tfprotov6.ProviderServer
+
+	// configured is what the provider's Configure handed to resources (nil
+	// until then, or when the provider is not a *BerthProvider).
+	configured func() *providerData
 
 	once   sync.Once
 	schema schema.Schema
 	typ    tftypes.Type
 }
 
-func withFastPlans(inner tfprotov6.ProviderServer) *fastPlans {
-	return &fastPlans{ProviderServer: inner}
+func withFastPaths(inner tfprotov6.ProviderServer) *fastPaths {
+	return &fastPaths{ProviderServer: inner}
 }
 
 // containerTypeName is berth_container's type name.
@@ -60,7 +74,7 @@ const containerTypeName = "berth_container"
 // whole value that follows it, which only matters for list and set blocks
 // (berth_container has none). That walk was 18% of the provider's CPU in a
 // refresh plan of 300 containers.
-func (s *fastPlans) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
+func (s *fastPaths) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
 	if req.TypeName == containerTypeName && req.RawState != nil && req.RawState.JSON != nil {
 		s.loadSchema(ctx)
 		if req.Version == s.schema.Version {
@@ -77,7 +91,79 @@ func (s *fastPlans) UpgradeResourceState(ctx context.Context, req *tfprotov6.Upg
 	return s.ProviderServer.UpgradeResourceState(ctx, req) // and its diagnostics for state it cannot read
 }
 
-func (s *fastPlans) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {
+// ReadResource refreshes a berth_container by calling its Read directly.
+// The framework's ReadResource adds, after Read, walks of the whole value
+// that change nothing for berth_container: semantic equality (it has no
+// custom types), nulling write-only attributes (it has none), and copies;
+// with ~60 attributes they were a third of the provider's CPU in a refresh
+// plan of 300 containers. A container with private data (a replacement,
+// a leftover), or a provider not configured yet, goes to the framework.
+// TestFastReadsAnswerAsTheFramework holds the two to the same answer.
+func (s *fastPaths) ReadResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) (*tfprotov6.ReadResourceResponse, error) {
+	var data *providerData
+	if s.configured != nil {
+		data = s.configured()
+	}
+	if req.TypeName != containerTypeName || len(req.Private) > 0 || req.CurrentState == nil || data == nil {
+		return s.ProviderServer.ReadResource(ctx, req)
+	}
+	s.loadSchema(ctx)
+	current, err := req.CurrentState.Unmarshal(s.typ)
+	if err != nil || current.IsNull() {
+		return s.ProviderServer.ReadResource(ctx, req) // and its diagnostics
+	}
+	state := tfsdk.State{Schema: s.schema, Raw: current}
+	resp := resource.ReadResponse{State: state}
+	(&ContainerResource{data: data}).Read(ctx, resource.ReadRequest{State: state}, &resp)
+	out := &tfprotov6.ReadResourceResponse{Diagnostics: protoDiagnostics(ctx, resp.Diagnostics), NewState: req.CurrentState}
+	if resp.Diagnostics.HasError() || resp.State.Raw.Equal(current) {
+		return out, nil // on error Terraform keeps its state, as with the framework
+	}
+	newState, err := tfprotov6.NewDynamicValue(s.typ, resp.State.Raw)
+	if err != nil {
+		return s.ProviderServer.ReadResource(ctx, req) // which reports it
+	}
+	out.NewState = &newState
+	return out, nil
+}
+
+// protoDiagnostics converts diagnostics for the wire, as the framework does.
+func protoDiagnostics(ctx context.Context, diags diag.Diagnostics) []*tfprotov6.Diagnostic {
+	var out []*tfprotov6.Diagnostic
+	for _, d := range diags {
+		pd := &tfprotov6.Diagnostic{Severity: tfprotov6.DiagnosticSeverityWarning, Summary: d.Summary(), Detail: d.Detail()}
+		if d.Severity() == diag.SeverityError {
+			pd.Severity = tfprotov6.DiagnosticSeverityError
+		}
+		if withPath, ok := d.(diag.DiagnosticWithPath); ok {
+			pd.Attribute = attributePath(ctx, withPath.Path())
+		}
+		out = append(out, pd)
+	}
+	return out
+}
+
+// attributePath is p as Terraform's wire format spells it.
+func attributePath(ctx context.Context, p path.Path) *tftypes.AttributePath {
+	out := tftypes.NewAttributePath()
+	for _, step := range p.Steps() {
+		switch step := step.(type) {
+		case path.PathStepAttributeName:
+			out = out.WithAttributeName(string(step))
+		case path.PathStepElementKeyInt:
+			out = out.WithElementKeyInt(int(step))
+		case path.PathStepElementKeyString:
+			out = out.WithElementKeyString(string(step))
+		case path.PathStepElementKeyValue:
+			if v, err := step.ToTerraformValue(ctx); err == nil {
+				out = out.WithElementKeyValue(v)
+			}
+		}
+	}
+	return out
+}
+
+func (s *fastPaths) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {
 	if req.TypeName == containerTypeName && s.unchanged(ctx, req) {
 		return &tfprotov6.PlanResourceChangeResponse{
 			PlannedState:   req.ProposedNewState,
@@ -88,7 +174,7 @@ func (s *fastPlans) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanR
 }
 
 // unchanged reports whether the framework would plan no change at all.
-func (s *fastPlans) unchanged(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) bool {
+func (s *fastPaths) unchanged(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) bool {
 	prior, proposed := req.PriorState, req.ProposedNewState
 	if prior == nil || proposed == nil || len(prior.MsgPack) == 0 || !bytes.Equal(prior.MsgPack, proposed.MsgPack) {
 		return false // a create, a destroy, a change, or JSON we need not handle
@@ -109,7 +195,7 @@ func (s *fastPlans) unchanged(ctx context.Context, req *tfprotov6.PlanResourceCh
 }
 
 // loadSchema reads berth_container's schema once.
-func (s *fastPlans) loadSchema(ctx context.Context) {
+func (s *fastPaths) loadSchema(ctx context.Context) {
 	s.once.Do(func() {
 		var resp resource.SchemaResponse
 		NewContainerResource().Schema(ctx, resource.SchemaRequest{}, &resp)

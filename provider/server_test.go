@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
@@ -9,10 +11,11 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
+	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 )
 
 // TestFastPlansAnswerAsTheFramework plans containers through the framework
-// and through fastPlans and requires the same answer, and requires the fast
+// and through fastPaths and requires the same answer, and requires the fast
 // path for the unchanged container (else it would be dead weight).
 func TestFastPlansAnswerAsTheFramework(t *testing.T) {
 	ctx := context.Background()
@@ -20,7 +23,7 @@ func TestFastPlansAnswerAsTheFramework(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast := withFastPlans(framework)
+	fast := withFastPaths(framework)
 	var sresp resource.SchemaResponse
 	NewContainerResource().Schema(ctx, resource.SchemaRequest{}, &sresp)
 	sch := sresp.Schema
@@ -181,7 +184,7 @@ func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.Dynamic
 }
 
 // TestFastUpgradeAnswersAsTheFramework upgrades container states of the
-// current schema version through the framework and through fastPlans and
+// current schema version through the framework and through fastPaths and
 // requires the same state, also for JSON with an attribute the schema no
 // longer has and without attributes it added.
 func TestFastUpgradeAnswersAsTheFramework(t *testing.T) {
@@ -191,7 +194,7 @@ func TestFastUpgradeAnswersAsTheFramework(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner := &countingUpgrades{ProviderServer: framework}
-	fast := withFastPlans(inner)
+	fast := withFastPaths(inner)
 	for _, raw := range []string{
 		`{"id":"dc1/web-0","name":"web-0","pool":"dc1","image":"nginx:1.27","host":"e1","cpu":0.25,"memory":"256MiB","running":true,` +
 			`"ports":[{"internal":80,"external":36001,"protocol":"tcp","ip":null}],"env":{"A":"1"},"timeouts":null}`,
@@ -229,4 +232,141 @@ type countingUpgrades struct {
 func (c *countingUpgrades) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
 	c.calls++
 	return c.ProviderServer.UpgradeResourceState(ctx, req)
+}
+
+// TestFastReadsAnswerAsTheFramework refreshes containers through Terraform
+// with every ReadResource answered both by the framework and by fastPaths,
+// and requires the same answer: unchanged, drifted (stopped out of band),
+// removed out of band, and on an engine that does not answer (a warning).
+func TestFastReadsAnswerAsTheFramework(t *testing.T) {
+	engines := newFakeEngines()
+	servers := engines.factories()
+	serve := servers["berth"]
+	reads := &comparingReads{t: t}
+	servers["berth"] = func() (tfprotov6.ProviderServer, error) {
+		s, err := serve()
+		if err != nil {
+			return nil, err
+		}
+		fast, ok := s.(*fastPaths)
+		if !ok {
+			t.Fatalf("NewServer serves %T, not *fastPaths", s)
+		}
+		return &comparingServer{fastPaths: fast, reads: reads}, nil
+	}
+	config := poolConfig + `
+resource "berth_container" "web" {
+  pool  = berth_pool.dc1.id
+  name  = "web-0"
+  image = "nginx:1.27"
+  host  = "node1"
+  ports = [{ internal = 80 }]
+}`
+	tfresource.UnitTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: servers,
+		Steps: []tfresource.TestStep{
+			{Config: config},
+			{Config: config, PlanOnly: true}, // unchanged
+			{
+				PreConfig:          engines.mutate(func(f *fakeEngines) { f.containers["dc1/web-0"].Running = false }),
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				PreConfig: engines.mutate(func(f *fakeEngines) { f.unreachable["node1"] = true }),
+				Config:    config,
+				PlanOnly:  true, // kept as last known: running, as state has it
+			},
+			{
+				PreConfig: engines.mutate(func(f *fakeEngines) {
+					f.unreachable["node1"] = false
+					delete(f.containers, "dc1/web-0")
+				}),
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+		},
+	})
+	reads.mu.Lock()
+	defer reads.mu.Unlock()
+	for _, outcome := range []string{"unchanged", "changed", "warned", "removed"} {
+		if reads.seen[outcome] == 0 {
+			t.Errorf("no fast refresh of a container that was %s: %v", outcome, reads.seen)
+		}
+	}
+}
+
+// comparingServer answers ReadResource through fastPaths after checking it
+// against the framework's answer.
+type comparingServer struct {
+	*fastPaths
+	reads *comparingReads
+}
+
+type comparingReads struct {
+	t    *testing.T
+	mu   sync.Mutex
+	seen map[string]int // fast refreshes by outcome
+}
+
+func (s *comparingServer) ReadResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) (*tfprotov6.ReadResourceResponse, error) {
+	t := s.reads.t
+	want, err := s.ProviderServer.ReadResource(ctx, req) // the framework's
+	if err != nil {
+		t.Error(err)
+		return want, err
+	}
+	got, err := s.fastPaths.ReadResource(ctx, req)
+	if err != nil {
+		t.Error(err)
+		return got, err
+	}
+	if req.TypeName != containerTypeName {
+		return got, nil
+	}
+	s.loadSchema(ctx)
+	wantState, werr := want.NewState.Unmarshal(s.typ)
+	gotState, gerr := got.NewState.Unmarshal(s.typ)
+	current, cerr := req.CurrentState.Unmarshal(s.typ)
+	if werr != nil || gerr != nil || cerr != nil {
+		t.Errorf("unreadable states: %v, %v, %v", werr, gerr, cerr)
+		return got, nil
+	}
+	if !wantState.Equal(gotState) {
+		t.Errorf("refreshed state differs:\nframework %v\nfast      %v", wantState, gotState)
+	}
+	if fmt.Sprint(diagnosticsText(want.Diagnostics)) != fmt.Sprint(diagnosticsText(got.Diagnostics)) {
+		t.Errorf("diagnostics differ:\nframework %v\nfast      %v", diagnosticsText(want.Diagnostics), diagnosticsText(got.Diagnostics))
+	}
+	if len(want.Private) != len(got.Private) {
+		t.Errorf("private: framework %q, fast %q", want.Private, got.Private)
+	}
+	outcome := "unchanged"
+	switch {
+	case len(got.Diagnostics) > 0:
+		outcome = "warned"
+	case gotState.IsNull():
+		outcome = "removed"
+	case !gotState.Equal(current):
+		outcome = "changed"
+	}
+	if len(req.Private) == 0 { // the fast path's case
+		s.reads.mu.Lock()
+		if s.reads.seen == nil {
+			s.reads.seen = map[string]int{}
+		}
+		s.reads.seen[outcome]++
+		s.reads.mu.Unlock()
+	}
+	return got, nil
+}
+
+func diagnosticsText(diags []*tfprotov6.Diagnostic) []string {
+	var out []string
+	for _, d := range diags {
+		out = append(out, fmt.Sprintf("%v %q %q %v", d.Severity, d.Summary, d.Detail, d.Attribute))
+	}
+	return out
 }
