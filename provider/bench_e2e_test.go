@@ -78,7 +78,8 @@ func benchSizes(t *testing.T) []int {
 // TestBenchE2E times, in one run on the test engines and for each size N:
 // the engine's own limit (a Go loop creating and starting N containers
 // straight through the Docker API, 10 at a time, then one force-removing
-// them), terraform apply of the same N containers at -parallelism=10
+// them; and again, stopping then removing them as Berth's delete does),
+// terraform apply of the same N containers at -parallelism=10
 // through the real provider binary, terraform plan (refresh included) of
 // the N existing ones, and terraform destroy. It counts the engine API
 // calls of the refresh plan and of a plan that adds one container, per
@@ -112,7 +113,8 @@ func TestBenchE2E(t *testing.T) {
 		w.write(layout.config(0))
 		w.mustRun(ctx, "apply", "-auto-approve")
 
-		loopCreate, loopRemove := benchEngineLoop(ctx, t, env, clients, n)
+		loopCreate, loopRemove := benchEngineLoop(ctx, t, env, clients, n, false)
+		_, loopStopRemove := benchEngineLoop(ctx, t, env, clients, n, true)
 
 		w.write(layout.config(n))
 		apply := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
@@ -145,6 +147,7 @@ func TestBenchE2E(t *testing.T) {
 			n, load, loopCreate.Seconds(), apply.Seconds(), applyRatio, plan.Seconds(), loopRemove.Seconds(), destroy.Seconds(), destroyRatio)
 		fmt.Fprintf(&notes, "  N=%d: apply %.2fx of the API loop (target <= %.2fx: %s); destroy %.2fx of the remove loop (target <= %.2fx: %s)",
 			n, applyRatio, benchApplyTarget, verdict(applyRatio <= benchApplyTarget), destroyRatio, benchDestroyTarget, verdict(destroyRatio <= benchDestroyTarget))
+		fmt.Fprintf(&notes, "; destroy %.2fx of a loop stopping, then removing (%.2f s)", destroy.Seconds()/loopStopRemove.Seconds(), loopStopRemove.Seconds())
 		if target, ok := benchPlanTargets[n]; ok {
 			fmt.Fprintf(&notes, "; plan %.2f s (target <= %.1f s: %s)", plan.Seconds(), target.Seconds(), verdict(plan <= target))
 		}
@@ -284,9 +287,10 @@ type benchLoopJob struct {
 // benchEngineLoop creates and starts n containers like Berth's (same
 // image, CPU, memory, restart policy, one published port) straight through
 // the Docker API, benchParallelism at a time, container i on engine i mod
-// 3; it checks they run, then force-removes them the same way. It returns
-// both wall times.
-func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, clients []*client.Client, n int) (create, remove time.Duration) {
+// 3; it checks they run, then removes them the same way: force-removes
+// them, or, with graceful, stops each (as Berth's delete does, giving it
+// its stop timeout) and then removes it. It returns both wall times.
+func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, clients []*client.Client, n int, graceful bool) (create, remove time.Duration) {
 	t.Helper()
 	ports := newBenchPorts(freePorts(t, benchLoopPortMin, benchLoopPortMax, n+benchSparePorts))
 	jobs := make([]benchLoopJob, n)
@@ -333,6 +337,11 @@ func benchEngineLoop(ctx context.Context, t *testing.T, env *testenv.Env, client
 	}
 	start = time.Now()
 	err = inParallel(jobs, func(_ int, j benchLoopJob) error {
+		if graceful {
+			if err := j.api.ContainerStop(ctx, j.name, container.StopOptions{}); err != nil {
+				return err
+			}
+		}
 		return j.api.ContainerRemove(ctx, j.name, container.RemoveOptions{Force: true})
 	})
 	remove = time.Since(start)
