@@ -35,20 +35,11 @@ func NewServer(p func() provider.Provider) func() (tfprotov6.ProviderServer, err
 	}
 }
 
-// fastPaths answers PlanResourceChange for a berth_container that nothing
-// changes, without the framework. Most containers of a plan are unchanged,
-// and the framework's plan walk rewrites the whole resource once per
-// attribute: with berth_container's ~60 attributes that walk was half of the
-// provider's CPU in a plan refreshing 300 containers. The answer is the one
-// the framework gives (TestFastPlansAnswerAsTheFramework): when Terraform's
-// proposed state is the prior state byte for byte and every defaulted
-// attribute left unset holds its default, no default, plan modifier or
-// ModifyPlan changes anything (ModifyPlan returns at once for an unchanged
-// container), so the plan is the prior state, with its private data.
-// Anything else goes to the framework.
-//
-// It also refreshes containers (ReadResource) and upgrades their state
-// without the framework; see those methods.
+// fastPaths answers three calls for berth_container without the
+// framework, where the framework's walks of the whole resource value
+// (~60 attributes) change nothing: the plan of an unchanged container, its
+// refresh, and the upgrade of its state of the current version. Anything
+// else goes to the framework; each method says when it answers itself.
 type fastPaths struct {
 	tfprotov6.ProviderServer
 
@@ -163,6 +154,16 @@ func attributePath(ctx context.Context, p path.Path) *tftypes.AttributePath {
 	return out
 }
 
+// PlanResourceChange answers the plan of a berth_container that nothing
+// changes. Most containers of a plan are unchanged, and the framework's
+// plan walk rewrites the whole resource once per attribute: that walk was
+// half of the provider's CPU in a plan refreshing 300 containers. The
+// answer is the one the framework gives (TestFastPlansAnswerAsTheFramework):
+// when Terraform's proposed state is the prior state byte for byte and
+// every defaulted attribute left unset holds its default, no default, plan
+// modifier or ModifyPlan changes anything (ModifyPlan returns at once for
+// an unchanged container), so the plan is the prior state, with its
+// private data.
 func (s *fastPaths) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {
 	if req.TypeName == containerTypeName && s.unchanged(ctx, req) {
 		return &tfprotov6.PlanResourceChangeResponse{
