@@ -117,6 +117,11 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 		}
 		return nil, e.fail("inspect container "+id, err)
 	}
+	return e.containerOf(id, resp)
+}
+
+// containerOf converts an inspect answer.
+func (e *Engine) containerOf(id string, resp container.InspectResponse) (*Container, error) {
 	if resp.ContainerJSONBase == nil || resp.Config == nil || resp.State == nil || resp.HostConfig == nil {
 		return nil, fmt.Errorf("engine %s: inspect container %s: incomplete answer", e.name, id)
 	}
@@ -125,6 +130,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (*Container, e
 		return nil, e.malformed(resp.ID, c.Name, err)
 	}
 	c.Retired = retired(resp.Name, c.Pool, c.Name)
+	var err error
 	if c.Created, err = time.Parse(time.RFC3339Nano, resp.Created); err != nil {
 		return nil, fmt.Errorf("engine %s: container %s: created time %q: %w", e.name, resp.ID, resp.Created, err)
 	}
@@ -417,8 +423,9 @@ func (e *Engine) StartContainer(ctx context.Context, id string) error {
 // verdict, running means running for runningSettle on this machine's clock,
 // so that a program failing at start-up is caught. It fails as soon as the
 // container exits, restarts or turns unhealthy, with its state and the tail
-// of its log; otherwise it waits until ctx ends.
-func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error {
+// of its log; otherwise it waits until ctx ends. It returns the container as
+// last inspected.
+func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) (*Container, error) {
 	const (
 		firstPoll     = 50 * time.Millisecond
 		mostPoll      = 500 * time.Millisecond
@@ -432,12 +439,12 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 		resp, err := e.inspect(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return e.fail("wait for container "+id, fmt.Errorf("%w (last state: %s)", ctx.Err(), lastSeen))
+				return nil, e.fail("wait for container "+id, fmt.Errorf("%w (last state: %s)", ctx.Err(), lastSeen))
 			}
-			return e.fail("wait for container "+id, err)
+			return nil, e.fail("wait for container "+id, err)
 		}
 		if resp.ContainerJSONBase == nil || resp.State == nil {
-			return fmt.Errorf("engine %s: wait for container %s: incomplete inspect answer", e.name, id)
+			return nil, fmt.Errorf("engine %s: wait for container %s: incomplete inspect answer", e.name, id)
 		}
 		state := resp.State
 		name := strings.TrimPrefix(resp.Name, "/")
@@ -452,30 +459,32 @@ func (e *Engine) WaitRunning(ctx context.Context, id string, healthy bool) error
 		sleep := wait
 		switch {
 		case state.Status == container.StateExited || state.Status == container.StateDead || state.Restarting:
-			return fmt.Errorf("engine %s: container %s (%s) %s with code %d%s%s",
+			return nil, fmt.Errorf("engine %s: container %s (%s) %s with code %d%s%s",
 				e.name, name, shortID(id), stoppedVerb(state.Restarting), state.ExitCode,
 				suffix("; engine error: ", state.Error), suffix("; last log lines:\n", e.logTail(ctx, id)))
 		case healthy && health == container.Unhealthy:
-			return fmt.Errorf("engine %s: container %s (%s) is unhealthy%s%s",
+			return nil, fmt.Errorf("engine %s: container %s (%s) is unhealthy%s%s",
 				e.name, name, shortID(id), suffix("; last check: ", lastHealthOutput(state.Health)),
 				suffix("; last log lines:\n", e.logTail(ctx, id)))
 		case state.Running && healthy && health == container.Healthy:
-			return nil
+			return e.containerOf(id, resp)
 		case state.Running && (!healthy || health == ""):
 			if state.StartedAt != startedAt {
 				startedAt, runningSince = state.StartedAt, time.Now()
 			}
 			remaining := runningSettle - time.Since(runningSince)
 			if remaining <= 0 {
-				return nil
+				return e.containerOf(id, resp)
 			}
-			sleep = min(sleep, remaining)
+			// One more look when the settle ends: an exit meanwhile shows
+			// as a stopped state, or as another StartedAt after a restart.
+			sleep = remaining
 		}
 		timer := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return fmt.Errorf("engine %s: container %s (%s) not ready: %w (last state: %s)",
+			return nil, fmt.Errorf("engine %s: container %s (%s) not ready: %w (last state: %s)",
 				e.name, name, shortID(id), ctx.Err(), lastSeen)
 		case <-timer.C:
 		}

@@ -301,7 +301,10 @@ func (b *Embedded) createOn(ctx context.Context, ps *poolState, spec ContainerSp
 }
 
 // start binds the reservation, starts the container, waits for it and
-// verifies the host again (yield.go).
+// verifies the host again (yield.go). The final verification needs the
+// host as it is just after the start, which the engine has logged by the
+// time the start returns: it runs while the container settles, and a
+// container that must yield stops the wait.
 func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec, res scheduler.Reservation, id string) (ContainerState, error) {
 	eng, err := b.engines.Get(res.Host)
 	if err != nil {
@@ -310,35 +313,52 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	if res, err = ps.sched.Bind(res.ID, id); err != nil {
 		return ContainerState{}, err
 	}
-	observed, err := runAndObserve(ctx, eng, id, spec.Name, spec.Healthcheck != nil)
-	if err != nil {
-		return ContainerState{}, err
+	if err := eng.StartContainer(ctx, id); err != nil {
+		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", spec.Name, eng.Name(), err)
 	}
-	if fits, err := b.verify(ctx, ps, eng, id, spec, true); err != nil {
-		return ContainerState{}, fmt.Errorf("verifying %s on %s: %w", spec.Name, res.Host, err)
-	} else if !fits {
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	type verdict struct {
+		fits bool
+		err  error
+	}
+	verified := make(chan verdict, 1)
+	go func() {
+		fits, err := b.verify(ctx, ps, eng, id, spec, true)
+		if err != nil || !fits {
+			stopWaiting()
+		}
+		verified <- verdict{fits, err}
+	}()
+	observed, waitErr := waitRunning(waitCtx, eng, id, spec.Name, spec.Healthcheck != nil)
+	switch v := <-verified; {
+	case v.err != nil:
+		return ContainerState{}, fmt.Errorf("verifying %s on %s: %w", spec.Name, res.Host, v.err)
+	case !v.fits:
 		return ContainerState{}, errYieldedLate
+	case waitErr != nil:
+		return ContainerState{}, waitErr
 	}
 	state := stateOf(eng, *observed)
 	state.ReservationID = res.ID
 	return state, nil
 }
 
-// runAndObserve starts a container, waits until it runs (and is healthy,
-// when asked) and inspects it.
+// runAndObserve starts a container and waits until it runs (and is
+// healthy, when asked).
 func runAndObserve(ctx context.Context, eng *engine.Engine, id, name string, healthy bool) (*engine.Container, error) {
 	if err := eng.StartContainer(ctx, id); err != nil {
 		return nil, fmt.Errorf("starting %s on %s: %w", name, eng.Name(), err)
 	}
-	if err := eng.WaitRunning(ctx, id, healthy); err != nil {
-		return nil, fmt.Errorf("waiting for %s on %s: %w", name, eng.Name(), err)
-	}
-	observed, err := eng.InspectContainer(ctx, id)
+	return waitRunning(ctx, eng, id, name, healthy)
+}
+
+// waitRunning waits until a started container runs (and is healthy, when
+// asked) and returns it as last inspected.
+func waitRunning(ctx context.Context, eng *engine.Engine, id, name string, healthy bool) (*engine.Container, error) {
+	observed, err := eng.WaitRunning(ctx, id, healthy)
 	if err != nil {
-		return nil, err
-	}
-	if observed == nil {
-		return nil, fmt.Errorf("container %s vanished from %s right after it started", name, eng.Name())
+		return nil, fmt.Errorf("waiting for %s on %s: %w", name, eng.Name(), err)
 	}
 	return observed, nil
 }

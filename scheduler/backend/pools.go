@@ -345,17 +345,26 @@ func statusFromRecord(rec engine.PoolRecord) PoolStatus {
 
 // forEachHost runs fn for every host in parallel and joins the errors.
 func forEachHost(hosts []string, fn func(host string) error) error {
-	errs := make([]error, len(hosts))
-	var wg sync.WaitGroup
+	fns := make([]func() error, len(hosts))
 	for i, host := range hosts {
+		fns[i] = func() error { return fn(host) }
+	}
+	return errors.Join(concurrently(fns...)...)
+}
+
+// concurrently runs fns at once and returns their errors, in order.
+func concurrently(fns ...func() error) []error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fn(host)
+			errs[i] = fn()
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errs
 }
 
 func keys[V any](m map[string]V) []string {

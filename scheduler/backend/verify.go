@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -26,15 +27,16 @@ import (
 // nanosecond creation time, real limits); those that make ours yield are
 // restored into the ledger, so the next placement sees them.
 func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine, id string, spec ContainerSpec, final bool) (bool, error) {
-	listed, err := b.hostContainers(ctx, ps, eng, spec.Pool, id, final)
-	if err != nil {
-		return false, err
-	}
-	markers, err := eng.ListResizeMarkers(ctx, spec.Pool, "")
-	if err != nil {
-		return false, err
-	}
-	mine, err := ps.own.inspect(ctx, eng, id)
+	// Three looks, each only needing to come after mine's create (or
+	// start): at once. They ask one engine, so the first error says it.
+	var listed []engine.Container
+	var markers []engine.ResizeMarker
+	var mine *engine.Container
+	err := cmp.Or(concurrently(
+		func() (err error) { listed, err = b.hostContainers(ctx, ps, eng, spec.Pool, id, final); return err },
+		func() (err error) { markers, err = eng.ListResizeMarkers(ctx, spec.Pool, ""); return err },
+		func() (err error) { mine, err = ps.own.inspect(ctx, eng, id); return err },
+	)...)
 	if err != nil {
 		return false, err
 	}
