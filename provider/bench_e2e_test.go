@@ -78,8 +78,9 @@ func benchSizes(t *testing.T) []int {
 // TestBenchE2E times, in one run on the test engines and for each size N:
 // the engine's own limit (a Go loop creating and starting N containers
 // straight through the Docker API, 10 at a time, then one force-removing
-// them; and again, stopping then removing them as Berth's delete does),
-// terraform apply of the same N containers at -parallelism=10
+// them; once before Terraform's runs and twice after, the last one
+// stopping, then removing, as Berth's delete does: the API and remove
+// loops reported are the means), terraform apply of the same N containers at -parallelism=10
 // through the real provider binary, terraform plan (refresh included) of
 // the N existing ones, and terraform destroy. It counts the engine API
 // calls of the refresh plan and of a plan that adds one container, per
@@ -113,8 +114,10 @@ func TestBenchE2E(t *testing.T) {
 		w.write(layout.config(0))
 		w.mustRun(ctx, "apply", "-auto-approve")
 
-		loopCreate, loopRemove := benchEngineLoop(ctx, t, env, clients, n, false)
-		_, loopStopRemove := benchEngineLoop(ctx, t, env, clients, n, true)
+		// The engines' pace drifts within a run: their limit is measured
+		// before and after Terraform's runs, and Terraform's times are
+		// compared with the mean.
+		createBefore, removeBefore := benchEngineLoop(ctx, t, env, clients, n, false)
 
 		w.write(layout.config(n))
 		apply := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
@@ -142,17 +145,25 @@ func TestBenchE2E(t *testing.T) {
 		destroy := w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
 		checkBenchPool(ctx, t, set, 0)
 
+		createAfter, removeAfter := benchEngineLoop(ctx, t, env, clients, n, false)
+		createGraceful, loopStopRemove := benchEngineLoop(ctx, t, env, clients, n, true)
+		loopCreate := (createBefore + createAfter + createGraceful) / 3
+		loopRemove := (removeBefore + removeAfter) / 2
+
 		applyRatio, destroyRatio := apply.Seconds()/loopCreate.Seconds(), destroy.Seconds()/loopRemove.Seconds()
 		fmt.Fprintf(&report, "  %6d  %-16s  %8.2f s  %8.2f s  %6.2fx  %8.2f s  %8.2f s  %8.2f s  %6.2fx\n",
 			n, load, loopCreate.Seconds(), apply.Seconds(), applyRatio, plan.Seconds(), loopRemove.Seconds(), destroy.Seconds(), destroyRatio)
 		fmt.Fprintf(&notes, "  N=%d: apply %.2fx of the API loop (target <= %.2fx: %s); destroy %.2fx of the remove loop (target <= %.2fx: %s)",
 			n, applyRatio, benchApplyTarget, verdict(applyRatio <= benchApplyTarget), destroyRatio, benchDestroyTarget, verdict(destroyRatio <= benchDestroyTarget))
 		fmt.Fprintf(&notes, "; destroy %.2fx of a loop stopping, then removing (%.2f s)", destroy.Seconds()/loopStopRemove.Seconds(), loopStopRemove.Seconds())
+		fmt.Fprintf(&notes, "\n    API loops (create+start): %s before Terraform's runs, %s and %s after; remove loops: %s before, %s after",
+			seconds(createBefore), seconds(createAfter), seconds(createGraceful),
+			seconds(removeBefore), seconds(removeAfter))
 		if target, ok := benchPlanTargets[n]; ok {
 			fmt.Fprintf(&notes, "; plan %.2f s (target <= %.1f s: %s)", plan.Seconds(), target.Seconds(), verdict(plan <= target))
 		}
 		fmt.Fprintf(&notes, "\n    plans: %s\n    engine API calls, refresh plan: %s\n    engine API calls, plan adding one container: %s\n",
-			seconds(plans), refresh.summary(), addOne.summary())
+			seconds(plans...), refresh.summary(), addOne.summary())
 		t.Logf("N=%d done (1,000 takes minutes): %s%s", n, report.String(), notes.String())
 	}
 	fmt.Fprintf(&report, "%s  load average at the end: %s\n", notes.String(), loadAverage())
@@ -485,7 +496,7 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 }
 
 // seconds lists durations as "1.23 s, 2.34 s".
-func seconds(ds []time.Duration) string {
+func seconds(ds ...time.Duration) string {
 	parts := make([]string, len(ds))
 	for i, d := range ds {
 		parts[i] = fmt.Sprintf("%.2f s", d.Seconds())
