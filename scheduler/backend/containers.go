@@ -313,8 +313,8 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	if res, err = ps.sched.Bind(res.ID, id); err != nil {
 		return ContainerState{}, err
 	}
-	if err := eng.StartContainer(ctx, id); err != nil {
-		return ContainerState{}, fmt.Errorf("starting %s on %s: %w", spec.Name, eng.Name(), err)
+	if err := startOn(ctx, eng, id, spec.Name); err != nil {
+		return ContainerState{}, err
 	}
 	waitCtx, stopWaiting := context.WithCancel(ctx)
 	defer stopWaiting()
@@ -347,10 +347,18 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 // runAndObserve starts a container and waits until it runs (and is
 // healthy, when asked).
 func runAndObserve(ctx context.Context, eng *engine.Engine, id, name string, healthy bool) (*engine.Container, error) {
-	if err := eng.StartContainer(ctx, id); err != nil {
-		return nil, fmt.Errorf("starting %s on %s: %w", name, eng.Name(), err)
+	if err := startOn(ctx, eng, id, name); err != nil {
+		return nil, err
 	}
 	return waitRunning(ctx, eng, id, name, healthy)
+}
+
+// startOn starts a created container.
+func startOn(ctx context.Context, eng *engine.Engine, id, name string) error {
+	if err := eng.StartContainer(ctx, id); err != nil {
+		return fmt.Errorf("starting %s on %s: %w", name, eng.Name(), err)
+	}
+	return nil
 }
 
 // waitRunning waits until a started container runs (and is healthy, when
