@@ -4,6 +4,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -82,7 +83,9 @@ func benchSizes(t *testing.T) []int {
 // stopping, then removing, as Berth's delete does: the API and remove
 // loops reported are the means), terraform apply of the same N containers at -parallelism=10
 // through the real provider binary, terraform plan (refresh included) of
-// the N existing ones, and terraform destroy. It counts the engine API
+// the N existing ones, and terraform destroy; then Terraform alone on the
+// same number of terraform_data resources holding a container's values
+// (its own floor, no provider). It counts the engine API
 // calls of the refresh plan and of a plan that adds one container, per
 // engine. Built only with the bench tag (make bench-e2e). Times are
 // reported against their targets, never asserted; what each side created is.
@@ -99,7 +102,8 @@ func TestBenchE2E(t *testing.T) {
 	for _, e := range env.Engines {
 		layout.endpoints[e.Name] = e.Socket
 	}
-	w := newCLIWorkspace(t, env, layout.config(0))
+	bin := buildProvider(t, env)
+	w := newCLIWorkspaceWith(t, env, bin, layout.config(0))
 	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 
 	var report strings.Builder
@@ -141,6 +145,8 @@ func TestBenchE2E(t *testing.T) {
 			t.Fatalf("plan adding one container: %v\n%s", err, out)
 		}
 
+		alone := timeTerraformAlone(ctx, t, env, bin, containerValues(t, w), n)
+
 		w.write(layout.config(n))
 		destroy := w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
 		checkBenchPool(ctx, t, set, 0)
@@ -162,12 +168,84 @@ func TestBenchE2E(t *testing.T) {
 		if target, ok := benchPlanTargets[n]; ok {
 			fmt.Fprintf(&notes, "; plan %.2f s (target <= %.1f s: %s)", plan.Seconds(), target.Seconds(), verdict(plan <= target))
 		}
+		fmt.Fprintf(&notes, "\n    Terraform alone (%d terraform_data, each holding a container's %d non-null attribute values): apply %s, plan %s (best of %s), destroy %s;"+
+			" Berth : Terraform alone = apply %.2fx, plan %.2fx, destroy %.2fx",
+			n, alone.attributes, seconds(alone.apply), seconds(alone.plan), seconds(alone.plans...), seconds(alone.destroy),
+			apply.Seconds()/alone.apply.Seconds(), plan.Seconds()/alone.plan.Seconds(), destroy.Seconds()/alone.destroy.Seconds())
 		fmt.Fprintf(&notes, "\n    plans: %s\n    engine API calls, refresh plan: %s\n    engine API calls, plan adding one container: %s\n",
 			seconds(plans...), refresh.summary(), addOne.summary())
 		t.Logf("N=%d done (1,000 takes minutes): %s%s", n, report.String(), notes.String())
 	}
 	fmt.Fprintf(&report, "%s  load average at the end: %s\n", notes.String(), loadAverage())
 	t.Log(report.String())
+}
+
+// terraformAlone is Terraform's own cost for N resources carrying a
+// container's values, with no provider process and no engine behind them.
+type terraformAlone struct {
+	attributes           int
+	apply, plan, destroy time.Duration
+	plans                []time.Duration
+}
+
+// timeTerraformAlone applies, plans (best of benchPlanRounds) and destroys
+// n terraform_data resources at the benchmark's parallelism, each holding
+// values in triggers_replace, in a workspace of its own (which declares
+// the provider, as every workspace here does, and uses none of it): Terraform's floor
+// for the same number of resources and about the same state (a
+// conservative one: a container's null attributes are left out).
+func timeTerraformAlone(ctx context.Context, t *testing.T, env *testenv.Env, bin string, values map[string]any, n int) terraformAlone {
+	t.Helper()
+	raw, err := json.Marshal(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// JSON is HCL's object syntax; only template sequences need escaping.
+	object := strings.NewReplacer("${", "$${", "%{", "%%{").Replace(string(raw))
+	w := newCLIWorkspaceWith(t, env, bin, fmt.Sprintf("resource \"terraform_data\" \"same\" {\n  count            = %d\n  triggers_replace = %s\n}\n", n, object))
+	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
+	alone := terraformAlone{attributes: len(values)}
+	alone.apply = w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+	for range benchPlanRounds {
+		alone.plans = append(alone.plans, w.mustRun(ctx, "plan", "-detailed-exitcode"))
+	}
+	alone.plan = slices.Min(alone.plans)
+	alone.destroy = w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
+	return alone
+}
+
+// containerValues is the non-null attribute values of one container in
+// the workspace's state.
+func containerValues(t *testing.T, w *cliWorkspace) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(w.dir, "terraform.tfstate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Resources []struct {
+			Type      string `json:"type"`
+			Instances []struct {
+				Attributes map[string]any `json:"attributes"`
+			} `json:"instances"`
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range state.Resources {
+		if r.Type == "berth_container" && len(r.Instances) > 0 {
+			values := map[string]any{}
+			for k, v := range r.Instances[0].Attributes {
+				if v != nil {
+					values[k] = v
+				}
+			}
+			return values
+		}
+	}
+	t.Fatal("no berth_container in the workspace's state")
+	return nil
 }
 
 // benchLayout is the benchmark's workspace: engines reached on endpoints

@@ -268,6 +268,9 @@ func TestBenchReport(t *testing.T) {
 		t.Logf("  %s (%d in flight, mean wait >= %.1f ms at this rate): %s", c.name, c.inFlight,
 			float64(c.inFlight)/c.f.perSecond*1000, verdict(c.f.perSecond >= 10_000 && c.f.p99 < 25*time.Millisecond))
 	}
+	// Without coalescing, no server can beat HTTP itself on this machine.
+	t.Logf("  the HTTP floor itself, %d clients x 3 requests to a bare echo server (no berthd): %s", benchClients,
+		verdict(floor.perSecond >= 10_000 && floor.p99 < 25*time.Millisecond))
 	t.Logf("load average: %s", loadAverage())
 	// Replicated last: its cluster needs loopback ports another run may hold.
 	replicated := clientPlacements(t, env, etcdStore(t, "http"), "bench-etcd", benchClients, benchParallelism)
