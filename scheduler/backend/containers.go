@@ -314,6 +314,9 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 		return ContainerState{}, err
 	}
 	if err := startOn(ctx, eng, id, spec.Name); err != nil {
+		if engine.IsNotFound(err) {
+			return ContainerState{}, vanished(spec, res.Host, "before it could start")
+		}
 		return ContainerState{}, err
 	}
 	waitCtx, stopWaiting := context.WithCancel(ctx)
@@ -342,6 +345,15 @@ func (b *Embedded) start(ctx context.Context, ps *poolState, spec ContainerSpec,
 	state := stateOf(eng, *observed)
 	state.ReservationID = res.ID
 	return state, nil
+}
+
+// vanished explains a container removed between its create and its start.
+// Another process takes a never-started container for the leftover of an
+// interrupted create and removes it (interrupted.go), so the likeliest
+// cause is another apply creating the same pool and name at this moment.
+func vanished(spec ContainerSpec, host, when string) error {
+	return fmt.Errorf("the container of %s.%s was removed from %s %s: another apply is probably creating %s.%s at the same moment (names are unique in a pool, and a container that has not started yet is taken for the leftover of an interrupted create), or it was removed by hand; declare each container in one workspace, then apply again",
+		spec.Pool, spec.Name, host, when, spec.Pool, spec.Name)
 }
 
 // runAndObserve starts a container and waits until it runs (and is

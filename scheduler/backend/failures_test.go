@@ -211,6 +211,54 @@ func TestEmbeddedInterruptedCreateDoesNotBlockTheName(t *testing.T) {
 	}
 }
 
+// Two workspaces declaring the same pool and name, creating it at the same
+// moment on one host: the create whose container has not started yet loses
+// it to the other, which takes it for the leftover of an interrupted
+// create; the loser says so instead of "No such container".
+func TestEmbeddedSameNameFromAnotherApplyExplainsTheLoss(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Require(t)
+	first := newProcess(t, env)
+	web := webSpec(env, testPool(t, env, first, "bk-fail-same-name", 4, 39300).Name, "web-0")
+	web.Host = env.Engines[0].Name // both creates on one host: one Docker name
+
+	// The first create stops after its container is made, before its start.
+	ps, err := first.pool(ctx, web.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := ps.request(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := first.reserve(ctx, ps, req, web.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.names.create(res.ID, web); err != nil {
+		t.Fatal(err)
+	}
+	made, err := first.createOn(ctx, ps, web, res)
+	if err != nil || made == "" {
+		t.Fatalf("the first create's container: %q, %v", made, err)
+	}
+
+	second := newProcess(t, env)
+	created, err := second.CreateContainer(ctx, web)
+	if err != nil {
+		t.Fatalf("the second create: %v", err)
+	}
+	if created.Ref.ContainerID == made {
+		t.Fatalf("the second create took over the first one's container %s", shortID(made))
+	}
+
+	_, err = first.start(ctx, ps, web, res, made)
+	want := "another apply is probably creating bk-fail-same-name.web-0 at the same moment"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("the first create's start: %v, want an error saying %q", err, want)
+	}
+}
+
 // Two processes creating the same pool/name at once on different hosts:
 // one container stays, the later one gives way with "name taken".
 func TestEmbeddedNameUniqueAcrossProcesses(t *testing.T) {

@@ -41,7 +41,11 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 		return false, err
 	}
 	if mine == nil {
-		return false, fmt.Errorf("container %s vanished from %s right after its create", spec.Name, eng.Name())
+		when := "right after its create"
+		if final {
+			when = "as it started"
+		}
+		return false, vanished(spec, eng.Name(), when)
 	}
 	if final {
 		// The final check alone decides (it sees all the first would).
