@@ -546,7 +546,7 @@ func checkBenchPool(ctx context.Context, t *testing.T, set *engine.Set, want int
 				t.Errorf("%s on %s is %s, want running", c.Name, host, c.State)
 			}
 			for _, p := range c.Ports {
-				if err := httpOK(ctx, client, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.External)); err != nil {
+				if err := answers(ctx, client, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.External)); err != nil {
 					t.Errorf("%s on %s: %v", c.Name, host, err)
 				}
 			}
@@ -554,6 +554,32 @@ func checkBenchPool(ctx context.Context, t *testing.T, set *engine.Set, want int
 	}
 	if total != want {
 		t.Fatalf("the pool holds %d containers, want %d", total, want)
+	}
+}
+
+// healthPatience bounds how long a published port that times out is
+// asked again. With 1,000 containers on this one machine, the host's
+// neighbour (ARP) table, 1,024 entries by default
+// (net.ipv4.neigh.default.gc_thresh3), fills while the checks reach every
+// container (/proc/net/stat/arp_cache counts table_fulls): a docker-proxy
+// then cannot reach its container until older entries go stale (30-60 s),
+// and the same port answers in 1 ms a minute later.
+const healthPatience = time.Minute
+
+// answers is httpOK, asked again with doubling waits while it times out,
+// for up to healthPatience; any answer but 200 fails at once.
+func answers(ctx context.Context, client *http.Client, url string) error {
+	deadline := time.Now().Add(healthPatience)
+	for wait := time.Second; ; wait *= 2 {
+		var timeout interface{ Timeout() bool }
+		err := httpOK(ctx, client, url)
+		if err == nil || !errors.As(err, &timeout) || !timeout.Timeout() {
+			return err
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("%w (asked again for %s)", err, healthPatience)
+		}
+		time.Sleep(wait)
 	}
 }
 
