@@ -41,11 +41,10 @@ func (b *Embedded) verify(ctx context.Context, ps *poolState, eng *engine.Engine
 		return false, err
 	}
 	if mine == nil {
-		when := "right after its create"
-		if final {
-			when = "as it started"
+		if final { // a started container is nobody's leftover
+			return false, fmt.Errorf("the container of %s.%s was removed from %s as it started, by hand or by another program", spec.Pool, spec.Name, eng.Name())
 		}
-		return false, vanished(spec, eng.Name(), when)
+		return false, vanished(spec, eng.Name(), "right after its create")
 	}
 	if final {
 		// The final check alone decides (it sees all the first would).
