@@ -40,6 +40,9 @@ const (
 	benchLoopPrefix  = "bench-loop-"
 )
 
+// benchParallelismFlag is Terraform's flag for benchParallelism.
+var benchParallelismFlag = fmt.Sprintf("-parallelism=%d", benchParallelism)
+
 // Targets (issue 6): apply and destroy against the engine's own limit, the
 // loops through the Docker API; plan of N existing containers in absolute
 // time (reported, never asserted).
@@ -104,7 +107,6 @@ func TestBenchE2E(t *testing.T) {
 	}
 	bin := buildProvider(t, env)
 	w := newCLIWorkspaceWith(t, env, bin, layout.config(0))
-	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "\nbench-e2e: containers of %g CPU, %s, one published port, restart unless-stopped, over %d engines, %d at a time\n",
@@ -124,7 +126,7 @@ func TestBenchE2E(t *testing.T) {
 		createBefore, removeBefore := benchEngineLoop(ctx, t, env, clients, n, false)
 
 		w.write(layout.config(n))
-		apply := w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+		apply := w.mustRun(ctx, "apply", "-auto-approve", benchParallelismFlag)
 		checkBenchPool(ctx, t, set, n)
 		var plans []time.Duration
 		for range benchPlanRounds {
@@ -148,7 +150,7 @@ func TestBenchE2E(t *testing.T) {
 		alone := timeTerraformAlone(ctx, t, env, bin, containerValues(t, w), n)
 
 		w.write(layout.config(n))
-		destroy := w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
+		destroy := w.mustRun(ctx, "destroy", "-auto-approve", benchParallelismFlag)
 		checkBenchPool(ctx, t, set, 0)
 
 		createAfter, removeAfter := benchEngineLoop(ctx, t, env, clients, n, false)
@@ -203,14 +205,13 @@ func timeTerraformAlone(ctx context.Context, t *testing.T, env *testenv.Env, bin
 	// JSON is HCL's object syntax; only template sequences need escaping.
 	object := strings.NewReplacer("${", "$${", "%{", "%%{").Replace(string(raw))
 	w := newCLIWorkspaceWith(t, env, bin, fmt.Sprintf("resource \"terraform_data\" \"same\" {\n  count            = %d\n  triggers_replace = %s\n}\n", n, object))
-	parallelism := fmt.Sprintf("-parallelism=%d", benchParallelism)
 	alone := terraformAlone{attributes: len(values)}
-	alone.apply = w.mustRun(ctx, "apply", "-auto-approve", parallelism)
+	alone.apply = w.mustRun(ctx, "apply", "-auto-approve", benchParallelismFlag)
 	for range benchPlanRounds {
 		alone.plans = append(alone.plans, w.mustRun(ctx, "plan", "-detailed-exitcode"))
 	}
 	alone.plan = slices.Min(alone.plans)
-	alone.destroy = w.mustRun(ctx, "destroy", "-auto-approve", parallelism)
+	alone.destroy = w.mustRun(ctx, "destroy", "-auto-approve", benchParallelismFlag)
 	return alone
 }
 
@@ -579,7 +580,11 @@ func answers(ctx context.Context, client *http.Client, url string) error {
 		if time.Now().Add(wait).After(deadline) {
 			return fmt.Errorf("%w (asked again for %s)", err, healthPatience)
 		}
-		time.Sleep(wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
 	}
 }
 
